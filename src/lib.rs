@@ -1,0 +1,4 @@
+//! Notarius: a Notary-compatible trust server.
+#![forbid(unsafe_code)]
+
+pub mod tuf;
