@@ -1,4 +1,10 @@
 //! Notarius: a Notary-compatible trust server.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod http;
+pub mod keystore;
+pub mod server;
+pub mod store;
 pub mod tuf;
+pub mod update;

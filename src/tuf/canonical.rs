@@ -85,9 +85,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
         let message = e.to_string();
         // serde_json reports our visitor's duplicate-key error as a custom message.
         match message.strip_prefix(DUPLICATE_KEY_PREFIX) {
-            Some(rest) => {
-                JsonError::DuplicateKey(rest.split(" at line").next().unwrap_or(rest).to_string())
-            }
+            Some(rest) => JsonError::DuplicateKey(rest.split(" at line").next().unwrap_or(rest).to_string()),
             None if message.starts_with("recursion limit exceeded") => JsonError::TooDeep,
             None => JsonError::Syntax(message),
         }
@@ -281,22 +279,13 @@ mod tests {
 
     #[test]
     fn removes_whitespace_and_keeps_array_order() {
-        assert_eq!(
-            canon(" { \"b\" : [ 3 , 1 , 2 ] ,\n\"a\":null } "),
-            r#"{"a":null,"b":[3,1,2]}"#
-        );
+        assert_eq!(canon(" { \"b\" : [ 3 , 1 , 2 ] ,\n\"a\":null } "), r#"{"a":null,"b":[3,1,2]}"#);
     }
 
     #[test]
     fn refuses_duplicate_keys_anywhere() {
-        assert_eq!(
-            parse(br#"{"signed":{"version":1,"version":2}}"#),
-            Err(JsonError::DuplicateKey("version".into()))
-        );
-        assert!(matches!(
-            parse(br#"[{"a":1,"a":1}]"#),
-            Err(JsonError::DuplicateKey(_))
-        ));
+        assert_eq!(parse(br#"{"signed":{"version":1,"version":2}}"#), Err(JsonError::DuplicateKey("version".into())));
+        assert!(matches!(parse(br#"[{"a":1,"a":1}]"#), Err(JsonError::DuplicateKey(_))));
     }
 
     #[test]
@@ -314,10 +303,7 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(
-            parse(b"9007199254740991"),
-            Ok(Value::Integer(MAX_SAFE_INTEGER))
-        );
+        assert_eq!(parse(b"9007199254740991"), Ok(Value::Integer(MAX_SAFE_INTEGER)));
     }
 
     #[test]

@@ -21,9 +21,7 @@ pub fn verify(key: &PublicKey, method: &str, message: &[u8], sig: &[u8]) -> bool
     match (&key.material, method) {
         (KeyMaterial::EcdsaP256(point), METHOD_ECDSA) => {
             sig.len() == 64
-                && UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
+                && UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, sig).is_ok()
         }
         (KeyMaterial::EcdsaP384(point), METHOD_ECDSA) => {
             // ring has no fixed-size P-384/SHA-256 verifier; re-encode r‖s as DER.
@@ -33,9 +31,7 @@ pub fn verify(key: &PublicKey, method: &str, message: &[u8], sig: &[u8]) -> bool
                     .is_ok()
         }
         (KeyMaterial::Ed25519(public), METHOD_EDDSA) => {
-            UnparsedPublicKey::new(&signature::ED25519, public)
-                .verify(message, sig)
-                .is_ok()
+            UnparsedPublicKey::new(&signature::ED25519, public).verify(message, sig).is_ok()
         }
         (KeyMaterial::Rsa { modulus, exponent }, METHOD_RSAPSS | METHOD_RSAPKCS1V15) => {
             // PSS with a salt as long as the digest, as Go's `PSSSaltLengthEqualsHash`.
@@ -44,12 +40,7 @@ pub fn verify(key: &PublicKey, method: &str, message: &[u8], sig: &[u8]) -> bool
             } else {
                 &signature::RSA_PKCS1_2048_8192_SHA256
             };
-            signature::RsaPublicKeyComponents {
-                n: modulus,
-                e: exponent,
-            }
-            .verify(params, message, sig)
-            .is_ok()
+            signature::RsaPublicKeyComponents { n: modulus, e: exponent }.verify(params, message, sig).is_ok()
         }
         _ => false,
     }
@@ -132,9 +123,7 @@ impl SigningKey {
     pub fn generate(algorithm: KeyAlgorithm) -> Result<SigningKey, SigningError> {
         let rng = SystemRandom::new();
         let pkcs8 = match algorithm {
-            KeyAlgorithm::Ecdsa => {
-                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            }
+            KeyAlgorithm::Ecdsa => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
             KeyAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng),
         }
         .map_err(|_| SigningError::Generate)?;
@@ -142,33 +131,22 @@ impl SigningKey {
     }
 
     /// Opens a key from its PKCS#8 bytes.
-    pub fn from_pkcs8(
-        algorithm: KeyAlgorithm,
-        pkcs8: Zeroizing<Vec<u8>>,
-    ) -> Result<SigningKey, SigningError> {
+    pub fn from_pkcs8(algorithm: KeyAlgorithm, pkcs8: Zeroizing<Vec<u8>>) -> Result<SigningKey, SigningError> {
         let public = match algorithm {
             KeyAlgorithm::Ecdsa => {
-                let pair = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &pkcs8,
-                    &SystemRandom::new(),
-                )
-                .map_err(|_| SigningError::BadPrivateKey)?;
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &SystemRandom::new())
+                        .map_err(|_| SigningError::BadPrivateKey)?;
                 let material = KeyMaterial::EcdsaP256(pair.public_key().as_ref().to_vec());
                 PublicKey::new(KeyType::Ecdsa, super::keys::spki_der(&material))
             }
             KeyAlgorithm::Ed25519 => {
-                let pair =
-                    Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| SigningError::BadPrivateKey)?;
+                let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| SigningError::BadPrivateKey)?;
                 PublicKey::new(KeyType::Ed25519, pair.public_key().as_ref().to_vec())
             }
         }
         .map_err(|_| SigningError::BadPrivateKey)?;
-        Ok(SigningKey {
-            algorithm,
-            pkcs8,
-            public,
-        })
+        Ok(SigningKey { algorithm, pkcs8, public })
     }
 
     pub fn algorithm(&self) -> KeyAlgorithm {
@@ -188,26 +166,17 @@ impl SigningKey {
         let (method, sig) = match self.algorithm {
             KeyAlgorithm::Ecdsa => {
                 let rng = SystemRandom::new();
-                let pair = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &self.pkcs8,
-                    &rng,
-                )
-                .map_err(|_| SigningError::BadPrivateKey)?;
+                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &rng)
+                    .map_err(|_| SigningError::BadPrivateKey)?;
                 let sig = pair.sign(&rng, message).map_err(|_| SigningError::Sign)?;
                 (METHOD_ECDSA, sig.as_ref().to_vec())
             }
             KeyAlgorithm::Ed25519 => {
-                let pair = Ed25519KeyPair::from_pkcs8(&self.pkcs8)
-                    .map_err(|_| SigningError::BadPrivateKey)?;
+                let pair = Ed25519KeyPair::from_pkcs8(&self.pkcs8).map_err(|_| SigningError::BadPrivateKey)?;
                 (METHOD_EDDSA, pair.sign(message).as_ref().to_vec())
             }
         };
-        Ok(Signature {
-            key_id: self.public.id.clone(),
-            method: method.to_string(),
-            sig,
-        })
+        Ok(Signature { key_id: self.public.id.clone(), method: method.to_string(), sig })
     }
 }
 
@@ -220,29 +189,10 @@ mod tests {
         for algorithm in [KeyAlgorithm::Ecdsa, KeyAlgorithm::Ed25519] {
             let key = SigningKey::generate(algorithm).unwrap();
             let signature = key.sign(b"message").unwrap();
-            assert!(verify(
-                key.public_key(),
-                &signature.method,
-                b"message",
-                &signature.sig
-            ));
-            assert!(!verify(
-                key.public_key(),
-                &signature.method,
-                b"other",
-                &signature.sig
-            ));
-            let other_method = if signature.method == METHOD_ECDSA {
-                METHOD_EDDSA
-            } else {
-                METHOD_ECDSA
-            };
-            assert!(!verify(
-                key.public_key(),
-                other_method,
-                b"message",
-                &signature.sig
-            ));
+            assert!(verify(key.public_key(), &signature.method, b"message", &signature.sig));
+            assert!(!verify(key.public_key(), &signature.method, b"other", &signature.sig));
+            let other_method = if signature.method == METHOD_ECDSA { METHOD_EDDSA } else { METHOD_ECDSA };
+            assert!(!verify(key.public_key(), other_method, b"message", &signature.sig));
         }
     }
 
@@ -250,12 +200,7 @@ mod tests {
     fn ecdsa_refuses_der_signatures() {
         let key = SigningKey::generate(KeyAlgorithm::Ecdsa).unwrap();
         let signature = key.sign(b"m").unwrap();
-        assert!(!verify(
-            key.public_key(),
-            METHOD_ECDSA,
-            b"m",
-            &fixed_to_der(&signature.sig)
-        ));
+        assert!(!verify(key.public_key(), METHOD_ECDSA, b"m", &fixed_to_der(&signature.sig)));
         let mut truncated = signature.sig.clone();
         truncated.pop();
         assert!(!verify(key.public_key(), METHOD_ECDSA, b"m", &truncated));

@@ -125,38 +125,23 @@ pub enum KeyError {
 }
 
 fn invalid(key_type: KeyType, reason: impl Into<String>) -> KeyError {
-    KeyError::Invalid {
-        key_type,
-        reason: reason.into(),
-    }
+    KeyError::Invalid { key_type, reason: reason.into() }
 }
 
 /// Notary's key ID of a key given by type and public bytes.
 pub fn key_id(key_type: KeyType, public: &[u8]) -> String {
-    hex::encode(digest::digest(
-        &digest::SHA256,
-        key_json(key_type, public).as_bytes(),
-    ))
+    hex::encode(digest::digest(&digest::SHA256, key_json(key_type, public).as_bytes()))
 }
 
 /// The JSON object of a public key in canonical member order (as inside metadata).
 pub fn key_json(key_type: KeyType, public: &[u8]) -> String {
-    format!(
-        r#"{{"keytype":"{}","keyval":{{"private":null,"public":"{}"}}}}"#,
-        key_type.as_str(),
-        BASE64.encode(public)
-    )
+    format!(r#"{{"keytype":"{}","keyval":{{"private":null,"public":"{}"}}}}"#, key_type.as_str(), BASE64.encode(public))
 }
 
 impl PublicKey {
     /// Builds a key from its JSON fields. `private` must be absent or null.
-    pub fn from_parts(
-        keytype: &str,
-        public_b64: &str,
-        private_present: bool,
-    ) -> Result<PublicKey, KeyError> {
-        let key_type =
-            KeyType::parse(keytype).ok_or_else(|| KeyError::UnknownType(keytype.into()))?;
+    pub fn from_parts(keytype: &str, public_b64: &str, private_present: bool) -> Result<PublicKey, KeyError> {
+        let key_type = KeyType::parse(keytype).ok_or_else(|| KeyError::UnknownType(keytype.into()))?;
         if private_present {
             return Err(KeyError::PrivatePresent);
         }
@@ -174,13 +159,7 @@ impl PublicKey {
             }
         };
         let id = key_id(key_type, &public);
-        Ok(PublicKey {
-            key_type,
-            public,
-            id,
-            material,
-            certificates,
-        })
+        Ok(PublicKey { key_type, public, id, material, certificates })
     }
 
     /// The key ID of the plain key inside a certificate (Notary's "canonical key ID", used
@@ -188,11 +167,7 @@ impl PublicKey {
     pub fn canonical_id(&self) -> String {
         match self.key_type {
             KeyType::EcdsaX509 | KeyType::RsaX509 => {
-                let plain = if self.key_type == KeyType::EcdsaX509 {
-                    KeyType::Ecdsa
-                } else {
-                    KeyType::Rsa
-                };
+                let plain = if self.key_type == KeyType::EcdsaX509 { KeyType::Ecdsa } else { KeyType::Rsa };
                 key_id(plain, &spki_der(&self.material))
             }
             _ => self.id.clone(),
@@ -205,12 +180,8 @@ impl PublicKey {
 }
 
 fn ed25519_material(public: &[u8]) -> Result<KeyMaterial, KeyError> {
-    let bytes: [u8; 32] = public.try_into().map_err(|_| {
-        invalid(
-            KeyType::Ed25519,
-            format!("{} bytes instead of 32", public.len()),
-        )
-    })?;
+    let bytes: [u8; 32] =
+        public.try_into().map_err(|_| invalid(KeyType::Ed25519, format!("{} bytes instead of 32", public.len())))?;
     // Encodings of the identity and of the points of order 2 and 4 that verify forged
     // signatures under lax verifiers; no honest key is one of them.
     let weak = bytes == [0; 32]
@@ -238,38 +209,23 @@ const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 8192;
 
 fn spki_material(key_type: KeyType, der: &[u8]) -> Result<KeyMaterial, KeyError> {
-    let (rest, spki) = SubjectPublicKeyInfo::from_der(der)
-        .map_err(|_| invalid(key_type, "not a PKIX public key"))?;
+    let (rest, spki) = SubjectPublicKeyInfo::from_der(der).map_err(|_| invalid(key_type, "not a PKIX public key"))?;
     if !rest.is_empty() {
-        return Err(invalid(
-            key_type,
-            "trailing bytes after the PKIX public key",
-        ));
+        return Err(invalid(key_type, "trailing bytes after the PKIX public key"));
     }
     material_from_spki(key_type, &spki)
 }
 
-fn material_from_spki(
-    key_type: KeyType,
-    spki: &SubjectPublicKeyInfo,
-) -> Result<KeyMaterial, KeyError> {
+fn material_from_spki(key_type: KeyType, spki: &SubjectPublicKeyInfo) -> Result<KeyMaterial, KeyError> {
     let want_ec = matches!(key_type, KeyType::Ecdsa | KeyType::EcdsaX509);
     match spki.parsed() {
         Ok(ParsedKey::EC(point)) if want_ec => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string());
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|oid| oid.to_id_string());
             let data = point.data().to_vec();
             match (curve.as_deref(), data.len(), data.first()) {
                 (Some(OID_EC_P256), 65, Some(4)) => Ok(KeyMaterial::EcdsaP256(data)),
                 (Some(OID_EC_P384), 97, Some(4)) => Ok(KeyMaterial::EcdsaP384(data)),
-                _ => Err(invalid(
-                    key_type,
-                    "unsupported curve or point encoding (P-256 and P-384 only)",
-                )),
+                _ => Err(invalid(key_type, "unsupported curve or point encoding (P-256 and P-384 only)")),
             }
         }
         Ok(ParsedKey::RSA(rsa)) if !want_ec => {
@@ -278,10 +234,7 @@ fn material_from_spki(
             let material = KeyMaterial::Rsa { modulus, exponent };
             let bits = material.rsa_bits();
             if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                return Err(invalid(
-                    key_type,
-                    format!("RSA modulus of {bits} bits (2048 to 8192 allowed)"),
-                ));
+                return Err(invalid(key_type, format!("RSA modulus of {bits} bits (2048 to 8192 allowed)")));
             }
             let exponent_ok = rsa.try_exponent().is_ok_and(|e| e >= 3 && e % 2 == 1);
             if !exponent_ok {
@@ -289,10 +242,7 @@ fn material_from_spki(
             }
             Ok(material)
         }
-        _ => Err(invalid(
-            key_type,
-            "the key's algorithm does not match its type",
-        )),
+        _ => Err(invalid(key_type, "the key's algorithm does not match its type")),
     }
 }
 
@@ -330,32 +280,26 @@ pub fn spki_der(material: &KeyMaterial) -> Vec<u8> {
 
 /// SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (66 bytes) }
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 /// SEQUENCE { SEQUENCE { id-ecPublicKey, secp384r1 }, BIT STRING (98 bytes) }
 const P384_SPKI_PREFIX: [u8; 23] = [
-    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
-    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00,
+    0x22, 0x03, 0x62, 0x00,
 ];
 /// SEQUENCE { SEQUENCE { id-Ed25519 }, BIT STRING (33 bytes) }
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 /// SEQUENCE { rsaEncryption, NULL }
-const RSA_ALGORITHM_ID: [u8; 15] = [
-    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
-];
+const RSA_ALGORITHM_ID: [u8; 15] =
+    [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
 
 fn der_length(len: usize) -> Vec<u8> {
     if len < 0x80 {
         vec![len as u8]
     } else {
         let bytes = len.to_be_bytes();
-        let start = bytes
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(bytes.len() - 1);
+        let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
         let mut out = vec![0x80 | (bytes.len() - start) as u8];
         out.extend_from_slice(&bytes[start..]);
         out
@@ -405,9 +349,7 @@ pub fn parse_pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         }
         let mut body = String::new();
         loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| "unterminated PEM block".to_string())?;
+            let line = lines.next().ok_or_else(|| "unterminated PEM block".to_string())?;
             let line = line.trim_end_matches('\r');
             if line == "-----END CERTIFICATE-----" {
                 break;
@@ -417,11 +359,7 @@ pub fn parse_pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
             }
             body.push_str(line.trim());
         }
-        blocks.push(
-            BASE64
-                .decode(body)
-                .map_err(|_| "invalid base64 in PEM".to_string())?,
-        );
+        blocks.push(BASE64.decode(body).map_err(|_| "invalid base64 in PEM".to_string())?);
     }
     if blocks.is_empty() {
         return Err("no certificate in PEM".into());
@@ -445,15 +383,9 @@ pub fn encode_pem_certificates<'a>(certificates: impl IntoIterator<Item = &'a [u
 }
 
 /// Parses every certificate of an `*-x509` key; the first one gives the key.
-fn parse_certificate_bundle(
-    key_type: KeyType,
-    pem: &[u8],
-) -> Result<Vec<CertificateInfo>, KeyError> {
+fn parse_certificate_bundle(key_type: KeyType, pem: &[u8]) -> Result<Vec<CertificateInfo>, KeyError> {
     let blocks = parse_pem_certificates(pem).map_err(|reason| invalid(key_type, reason))?;
-    blocks
-        .into_iter()
-        .map(|der| certificate_info(key_type, der))
-        .collect()
+    blocks.into_iter().map(|der| certificate_info(key_type, der)).collect()
 }
 
 /// OIDs of certificate signature algorithms built on SHA-1.
@@ -465,21 +397,15 @@ const SHA1_SIGNATURE_OIDS: [&str; 4] = [
 ];
 
 pub fn certificate_info(key_type: KeyType, der: Vec<u8>) -> Result<CertificateInfo, KeyError> {
-    let (rest, cert) = X509Certificate::from_der(&der)
-        .map_err(|e| invalid(key_type, format!("unparsable certificate: {e}")))?;
+    let (rest, cert) =
+        X509Certificate::from_der(&der).map_err(|e| invalid(key_type, format!("unparsable certificate: {e}")))?;
     if !rest.is_empty() {
         return Err(invalid(key_type, "trailing bytes after the certificate"));
     }
     let material = material_from_spki(key_type, cert.public_key())?;
-    let common_name = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_owned);
+    let common_name = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned);
     let validity = cert.validity();
-    let sha1_signature =
-        SHA1_SIGNATURE_OIDS.contains(&cert.signature_algorithm.algorithm.to_id_string().as_str());
+    let sha1_signature = SHA1_SIGNATURE_OIDS.contains(&cert.signature_algorithm.algorithm.to_id_string().as_str());
     let info = CertificateInfo {
         common_name,
         not_before: validity.not_before.to_datetime(),
@@ -501,10 +427,7 @@ mod tests {
         // A targets key from the notary 0.3 compatibility fixture's root.json.
         let public = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAENgK7kx/HdvmLUG4733JIJd0Bv6FML8SVEmgGynvhl64nCVmWzTLdziS1bMUgb6hlSkqTYtvyOCC5YMY+GrAH+Q==";
         let key = PublicKey::from_parts("ecdsa", public, false).unwrap();
-        assert_eq!(
-            key.id,
-            "041b64dab281324ef2b62fd2d04f4758269e120ff063b7bc78709272821a0a02"
-        );
+        assert_eq!(key.id, "041b64dab281324ef2b62fd2d04f4758269e120ff063b7bc78709272821a0a02");
         assert_eq!(spki_der(&key.material), key.public);
     }
 
@@ -535,9 +458,6 @@ mod tests {
     #[test]
     fn der_integer_is_minimal_and_positive() {
         assert_eq!(der_integer(&[0x00, 0x80]), vec![0x02, 0x02, 0x00, 0x80]);
-        assert_eq!(
-            der_integer(&[0x01, 0x00, 0x01]),
-            vec![0x02, 0x03, 0x01, 0x00, 0x01]
-        );
+        assert_eq!(der_integer(&[0x01, 0x00, 0x01]), vec![0x02, 0x03, 0x01, 0x00, 0x01]);
     }
 }

@@ -59,10 +59,7 @@ impl Root {
 
     /// The keys of a base role, in listed order.
     pub fn role_keys(&self, role: BaseRole) -> impl Iterator<Item = &PublicKey> {
-        self.role(role)
-            .key_ids
-            .iter()
-            .filter_map(|id| self.keys.get(id))
+        self.role(role).key_ids.iter().filter_map(|id| self.keys.get(id))
     }
 }
 
@@ -146,24 +143,13 @@ impl SignedFile {
     /// Parses `bytes` as the file of `role`.
     pub fn parse(role: RoleName, bytes: Bytes) -> Result<SignedFile, ParseError> {
         let document = canonical::parse(&bytes).map_err(|e| malformed(e.to_string()))?;
-        let envelope = document
-            .as_object()
-            .ok_or_else(|| malformed("metadata is not a JSON object"))?;
-        if let Some(extra) = envelope
-            .keys()
-            .find(|k| *k != "signed" && *k != "signatures")
-        {
+        let envelope = document.as_object().ok_or_else(|| malformed("metadata is not a JSON object"))?;
+        if let Some(extra) = envelope.keys().find(|k| *k != "signed" && *k != "signatures") {
             // Cure53 TUF-01-001: unsigned data beside `signed` must not be stored.
-            return Err(malformed(format!(
-                "unexpected field {extra:?} beside \"signed\""
-            )));
+            return Err(malformed(format!("unexpected field {extra:?} beside \"signed\"")));
         }
-        let signed = envelope
-            .get("signed")
-            .ok_or_else(|| malformed("no \"signed\" field"))?;
-        let signed_members = signed
-            .as_object()
-            .ok_or_else(|| malformed("\"signed\" is not an object"))?;
+        let signed = envelope.get("signed").ok_or_else(|| malformed("no \"signed\" field"))?;
+        let signed_members = signed.as_object().ok_or_else(|| malformed("\"signed\" is not an object"))?;
         let signatures = parse_signatures(envelope.get("signatures"))?;
 
         let type_name = signed_members
@@ -175,9 +161,7 @@ impl SignedFile {
             .and_then(Value::as_str)
             .ok_or_else(|| malformed("\"expires\" is missing or not a string"))
             .and_then(|text| {
-                parse_time(text).ok_or_else(|| {
-                    malformed(format!("\"expires\" {text:?} is not an RFC 3339 time"))
-                })
+                parse_time(text).ok_or_else(|| malformed(format!("\"expires\" {text:?} is not an RFC 3339 time")))
             })?;
         let version = signed_members
             .get("version")
@@ -185,18 +169,13 @@ impl SignedFile {
             .ok_or_else(|| malformed("\"version\" is missing or not an integer"))?;
 
         if type_name != role.type_name() {
-            return Err(invalid(format!(
-                "{role} metadata must have _type {:?}, not {type_name:?}",
-                role.type_name()
-            )));
+            return Err(invalid(format!("{role} metadata must have _type {:?}, not {type_name:?}", role.type_name())));
         }
         if version < 1 {
             return Err(invalid("version cannot be less than one"));
         }
         if version > MAX_VERSION {
-            return Err(invalid(format!(
-                "version {version} is out of range (at most {MAX_VERSION})"
-            )));
+            return Err(invalid(format!("version {version} is out of range (at most {MAX_VERSION})")));
         }
         if signatures.len() > MAX_SIGNATURES {
             return Err(invalid(format!("more than {MAX_SIGNATURES} signatures")));
@@ -284,32 +263,18 @@ fn parse_signatures(value: Option<&Value>) -> Result<Vec<FileSignature>, ParseEr
     items
         .iter()
         .map(|item| {
-            let members = item
-                .as_object()
-                .ok_or_else(|| malformed("a signature is not an object"))?;
-            if let Some(extra) = members
-                .keys()
-                .find(|k| !matches!(k.as_str(), "keyid" | "method" | "sig"))
-            {
-                return Err(malformed(format!(
-                    "unexpected field {extra:?} in a signature"
-                )));
+            let members = item.as_object().ok_or_else(|| malformed("a signature is not an object"))?;
+            if let Some(extra) = members.keys().find(|k| !matches!(k.as_str(), "keyid" | "method" | "sig")) {
+                return Err(malformed(format!("unexpected field {extra:?} in a signature")));
             }
             let field = |name: &str| {
-                members.get(name).and_then(Value::as_str).ok_or_else(|| {
-                    malformed(format!(
-                        "signature field {name:?} is missing or not a string"
-                    ))
-                })
+                members
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| malformed(format!("signature field {name:?} is missing or not a string")))
             };
-            let sig = BASE64
-                .decode(field("sig")?)
-                .map_err(|_| malformed("a signature is not valid base64"))?;
-            Ok(FileSignature {
-                key_id: field("keyid")?.to_owned(),
-                method: field("method")?.to_ascii_lowercase(),
-                sig,
-            })
+            let sig = BASE64.decode(field("sig")?).map_err(|_| malformed("a signature is not valid base64"))?;
+            Ok(FileSignature { key_id: field("keyid")?.to_owned(), method: field("method")?.to_ascii_lowercase(), sig })
         })
         .collect()
 }
@@ -321,9 +286,7 @@ struct Document<T> {
 }
 
 fn typed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ParseError> {
-    serde_json::from_slice::<Document<T>>(bytes)
-        .map(|d| d.signed)
-        .map_err(|e| invalid(e.to_string()))
+    serde_json::from_slice::<Document<T>>(bytes).map(|d| d.signed).map_err(|e| invalid(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -345,17 +308,10 @@ fn parse_keys(raw: BTreeMap<String, RawKey>) -> Result<BTreeMap<String, PublicKe
     }
     raw.into_iter()
         .map(|(id, key)| {
-            let parsed = PublicKey::from_parts(
-                &key.keytype,
-                &key.keyval.public,
-                key.keyval.private.is_some(),
-            )
-            .map_err(|e| invalid(format!("key {id}: {e}")))?;
+            let parsed = PublicKey::from_parts(&key.keytype, &key.keyval.public, key.keyval.private.is_some())
+                .map_err(|e| invalid(format!("key {id}: {e}")))?;
             if parsed.id != id {
-                return Err(invalid(format!(
-                    "key ID {id} does not match its key (expected {})",
-                    parsed.id
-                )));
+                return Err(invalid(format!("key ID {id} does not match its key (expected {})", parsed.id)));
             }
             Ok((id, parsed))
         })
@@ -364,14 +320,10 @@ fn parse_keys(raw: BTreeMap<String, RawKey>) -> Result<BTreeMap<String, PublicKe
 
 fn check_threshold(owner: &str, key_ids: &[String], threshold: i64) -> Result<usize, ParseError> {
     if threshold < 1 {
-        return Err(invalid(format!(
-            "invalid threshold {threshold} for {owner}: must be at least 1"
-        )));
+        return Err(invalid(format!("invalid threshold {threshold} for {owner}: must be at least 1")));
     }
     if threshold > MAX_THRESHOLD {
-        return Err(invalid(format!(
-            "invalid threshold {threshold} for {owner}"
-        )));
+        return Err(invalid(format!("invalid threshold {threshold} for {owner}")));
     }
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = key_ids.iter().find(|id| !seen.insert(id.as_str())) {
@@ -404,62 +356,32 @@ fn parse_root(bytes: &[u8]) -> Result<Root, ParseError> {
         }
         let threshold = check_threshold(&name, &role.keyids, role.threshold)?;
         if let Some(missing) = role.keyids.iter().find(|id| !keys.contains_key(*id)) {
-            return Err(invalid(format!(
-                "role {name} lists key {missing}, which root does not define"
-            )));
+            return Err(invalid(format!("role {name} lists key {missing}, which root does not define")));
         }
-        distinct_keys_meet(
-            &name,
-            role.keyids.iter().filter_map(|id| keys.get(id)),
-            threshold,
-        )?;
-        roles.insert(
-            name,
-            RoleKeys {
-                key_ids: role.keyids,
-                threshold,
-            },
-        );
+        // A root role that can never meet its threshold locks the repository for good
+        // (catalogue TH-04).
+        let count = distinct_keys(&name, role.keyids.iter().filter_map(|id| keys.get(id)))?;
+        if count < threshold {
+            return Err(invalid(format!("{name} has threshold {threshold} but only {count} keys")));
+        }
+        roles.insert(name, RoleKeys { key_ids: role.keyids, threshold });
     }
-    if let Some(missing) = BaseRole::ALL
-        .iter()
-        .find(|r| !roles.contains_key(r.as_str()))
-    {
-        return Err(invalid(format!(
-            "root does not define the {} role",
-            missing.as_str()
-        )));
+    if let Some(missing) = BaseRole::ALL.iter().find(|r| !roles.contains_key(r.as_str())) {
+        return Err(invalid(format!("root does not define the {} role", missing.as_str())));
     }
-    Ok(Root {
-        consistent_snapshot: raw.consistent_snapshot,
-        keys,
-        roles,
-    })
+    Ok(Root { consistent_snapshot: raw.consistent_snapshot, keys, roles })
 }
 
-/// A role's key IDs must name distinct keys (the same key under two IDs would count
-/// twice, attack catalogue TH-02), and enough of them to meet the threshold (TH-04).
-fn distinct_keys_meet<'a>(
-    owner: &str,
-    keys: impl Iterator<Item = &'a PublicKey>,
-    threshold: usize,
-) -> Result<(), ParseError> {
+/// A role's key IDs must name distinct keys: the same key under two IDs would count
+/// twice (attack catalogue TH-02). Returns how many keys there are.
+fn distinct_keys<'a>(owner: &str, keys: impl Iterator<Item = &'a PublicKey>) -> Result<usize, ParseError> {
     let mut seen = std::collections::HashSet::new();
-    let mut count = 0;
     for key in keys {
         if !seen.insert(&key.material) {
-            return Err(invalid(format!(
-                "{owner} lists the same public key under two key IDs"
-            )));
+            return Err(invalid(format!("{owner} lists the same public key under two key IDs")));
         }
-        count += 1;
     }
-    if count < threshold {
-        return Err(invalid(format!(
-            "{owner} has threshold {threshold} but only {count} keys"
-        )));
-    }
-    Ok(())
+    Ok(seen.len())
 }
 
 #[derive(Deserialize)]
@@ -477,18 +399,21 @@ struct RawFileMeta {
     // `custom` (any JSON) is left in the stored bytes and not interpreted.
 }
 
+// Go decodes `null` into an empty slice or map, and the notary client does send
+// `"keyids":null` for a delegation whose keys were all purged.
 #[derive(Deserialize)]
 struct RawDelegations {
     #[serde(default)]
-    keys: BTreeMap<String, RawKey>,
+    keys: Option<BTreeMap<String, RawKey>>,
     #[serde(default)]
-    roles: Vec<RawDelegation>,
+    roles: Option<Vec<RawDelegation>>,
 }
 
 #[derive(Deserialize)]
 struct RawDelegation {
     name: String,
-    keyids: Vec<String>,
+    #[serde(default)]
+    keyids: Option<Vec<String>>,
     threshold: i64,
     #[serde(default)]
     paths: Option<Vec<String>>,
@@ -502,26 +427,19 @@ fn parse_file_meta(name: &str, raw: RawFileMeta) -> Result<FileMeta, ParseError>
     }
     let mut hashes = BTreeMap::new();
     for (algorithm, digest) in raw.hashes {
-        let bytes = BASE64
-            .decode(&digest)
-            .map_err(|_| invalid(format!("{name}: {algorithm} hash is not valid base64")))?;
+        let bytes =
+            BASE64.decode(&digest).map_err(|_| invalid(format!("{name}: {algorithm} hash is not valid base64")))?;
         let expected_len = match algorithm.as_str() {
             "sha256" => Some(32),
             "sha512" => Some(64),
             _ => None,
         };
         if expected_len.is_some_and(|len| len != bytes.len()) {
-            return Err(invalid(format!(
-                "{name}: {algorithm} hash has {} bytes",
-                bytes.len()
-            )));
+            return Err(invalid(format!("{name}: {algorithm} hash has {} bytes", bytes.len())));
         }
         hashes.insert(algorithm, bytes);
     }
-    Ok(FileMeta {
-        length: raw.length,
-        hashes,
-    })
+    Ok(FileMeta { length: raw.length, hashes })
 }
 
 fn parse_targets(role: &RoleName, bytes: &[u8]) -> Result<Targets, ParseError> {
@@ -532,67 +450,41 @@ fn parse_targets(role: &RoleName, bytes: &[u8]) -> Result<Targets, ParseError> {
         .into_iter()
         .map(|(name, meta)| Ok((name.clone(), parse_file_meta(&name, meta)?)))
         .collect::<Result<BTreeMap<_, _>, ParseError>>()?;
-    let raw_delegations = raw.delegations.unwrap_or(RawDelegations {
-        keys: BTreeMap::new(),
-        roles: Vec::new(),
-    });
-    if raw_delegations.roles.len() > MAX_DELEGATIONS {
+    let raw_delegations = raw.delegations.unwrap_or(RawDelegations { keys: None, roles: None });
+    let raw_roles = raw_delegations.roles.unwrap_or_default();
+    if raw_roles.len() > MAX_DELEGATIONS {
         return Err(invalid(format!("more than {MAX_DELEGATIONS} delegations")));
     }
-    let delegation_keys = parse_keys(raw_delegations.keys)?;
-    let mut delegations: Vec<Delegation> = Vec::with_capacity(raw_delegations.roles.len());
-    for raw in raw_delegations.roles {
+    let delegation_keys = parse_keys(raw_delegations.keys.unwrap_or_default())?;
+    let mut delegations: Vec<Delegation> = Vec::with_capacity(raw_roles.len());
+    for raw in raw_roles {
+        let key_ids = raw.keyids.unwrap_or_default();
         let name = RoleName::parse(&raw.name)
             .filter(RoleName::is_delegation)
             .ok_or_else(|| invalid(format!("delegation role name {:?} is invalid", raw.name)))?;
         if name.parent().as_ref() != Some(role) {
-            return Err(invalid(format!(
-                "{role} cannot delegate {name}: only its direct children"
-            )));
+            return Err(invalid(format!("{role} cannot delegate {name}: only its direct children")));
         }
         if delegations.iter().any(|d| d.name == name) {
             return Err(invalid(format!("{role} delegates {name} twice")));
         }
-        if raw
-            .path_hash_prefixes
-            .as_ref()
-            .is_some_and(|p| !p.is_empty())
-        {
-            return Err(invalid(format!(
-                "{name}: path_hash_prefixes are not supported"
-            )));
+        if raw.path_hash_prefixes.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(invalid(format!("{name}: path_hash_prefixes are not supported")));
         }
         let paths = raw.paths.unwrap_or_default();
         if paths.len() > MAX_PATHS {
             return Err(invalid(format!("{name}: more than {MAX_PATHS} paths")));
         }
-        let threshold = check_threshold(name.as_str(), &raw.keyids, raw.threshold)?;
-        if let Some(missing) = raw
-            .keyids
-            .iter()
-            .find(|id| !delegation_keys.contains_key(*id))
-        {
-            return Err(invalid(format!(
-                "{name} lists key {missing}, which the delegations do not define"
-            )));
+        let threshold = check_threshold(name.as_str(), &key_ids, raw.threshold)?;
+        if let Some(missing) = key_ids.iter().find(|id| !delegation_keys.contains_key(*id)) {
+            return Err(invalid(format!("{name} lists key {missing}, which the delegations do not define")));
         }
-        distinct_keys_meet(
-            name.as_str(),
-            raw.keyids.iter().filter_map(|id| delegation_keys.get(id)),
-            threshold,
-        )?;
-        delegations.push(Delegation {
-            name,
-            key_ids: raw.keyids,
-            threshold,
-            paths,
-        });
+        // Fewer keys than the threshold is allowed here, unlike in root: `notary
+        // delegation purge` leaves such roles behind, and they simply cannot sign.
+        distinct_keys(name.as_str(), key_ids.iter().filter_map(|id| delegation_keys.get(id)))?;
+        delegations.push(Delegation { name, key_ids, threshold, paths });
     }
-    Ok(Targets {
-        targets,
-        delegation_keys,
-        delegations,
-    })
+    Ok(Targets { targets, delegation_keys, delegations })
 }
 
 #[derive(Deserialize)]
@@ -626,12 +518,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_times() {
-        for bad in [
-            "2030-01-01T10:00:00",
-            "2030-13-01T00:00:00Z",
-            "2030-01-01T24:00:00Z",
-            "2030-01-01T00:00:00Zjunk",
-        ] {
+        for bad in ["2030-01-01T10:00:00", "2030-13-01T00:00:00Z", "2030-01-01T24:00:00Z", "2030-01-01T00:00:00Zjunk"] {
             assert!(parse_time(bad).is_none(), "{bad}");
         }
     }

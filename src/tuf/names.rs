@@ -24,10 +24,7 @@ pub struct NameError {
 }
 
 fn name_error(name: &str, reason: &'static str) -> NameError {
-    NameError {
-        name: name.chars().take(300).collect(),
-        reason,
-    }
+    NameError { name: name.chars().take(300).collect(), reason }
 }
 
 impl Gun {
@@ -42,10 +39,7 @@ impl Gun {
                 return Err(name_error(name, "invalid registry host"));
             }
             if name == first {
-                return Err(name_error(
-                    name,
-                    "a registry host alone is not a repository",
-                ));
+                return Err(name_error(name, "a registry host alone is not a repository"));
             }
         } else if !valid_path_component(first) {
             return Err(name_error(
@@ -101,9 +95,7 @@ fn valid_host(segment: &str) -> bool {
         let bytes = label.as_bytes();
         !bytes.is_empty()
             && label.len() <= 63
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
             && bytes[0] != b'-'
             && bytes[bytes.len() - 1] != b'-'
     };
@@ -150,12 +142,7 @@ pub enum BaseRole {
 }
 
 impl BaseRole {
-    pub const ALL: [BaseRole; 4] = [
-        BaseRole::Root,
-        BaseRole::Targets,
-        BaseRole::Snapshot,
-        BaseRole::Timestamp,
-    ];
+    pub const ALL: [BaseRole; 4] = [BaseRole::Root, BaseRole::Targets, BaseRole::Snapshot, BaseRole::Timestamp];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -189,12 +176,9 @@ impl RoleName {
             return Some(RoleName(name.into()));
         }
         let rest = name.strip_prefix("targets/")?;
-        let charset_ok = name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'/')
-        });
-        let clean = rest
-            .split('/')
-            .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+        let charset_ok =
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'/'));
+        let clean = rest.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..");
         (charset_ok && clean && name.len() <= MAX_ROLE_LEN).then(|| RoleName(name.into()))
     }
 
@@ -220,9 +204,7 @@ impl RoleName {
         if !self.is_delegation() {
             return None;
         }
-        self.0
-            .rsplit_once('/')
-            .map(|(parent, _)| RoleName(parent.into()))
+        self.0.rsplit_once('/').map(|(parent, _)| RoleName(parent.into()))
     }
 
     /// Number of path segments (`targets` is 1), the order Notary loads roles in.
@@ -295,14 +277,7 @@ mod tests {
 
     #[test]
     fn role_names_follow_notary() {
-        for ok in [
-            "root",
-            "targets",
-            "snapshot",
-            "timestamp",
-            "targets/releases",
-            "targets/a/b-c_d/0",
-        ] {
+        for ok in ["root", "targets", "snapshot", "timestamp", "targets/releases", "targets/a/b-c_d/0"] {
             assert!(RoleName::parse(ok).is_some(), "{ok}");
         }
         for bad in [
@@ -332,14 +307,8 @@ mod tests {
             assert!(RoleName::parse(bad).is_none(), "{bad:?}");
         }
         assert!(RoleName::parse(&format!("targets/{}", "a".repeat(248))).is_none());
-        assert_eq!(
-            RoleName::parse("targets/a/b").unwrap().parent(),
-            RoleName::parse("targets/a")
-        );
-        assert_eq!(
-            RoleName::parse("targets/a").unwrap().parent(),
-            RoleName::parse("targets")
-        );
+        assert_eq!(RoleName::parse("targets/a/b").unwrap().parent(), RoleName::parse("targets/a"));
+        assert_eq!(RoleName::parse("targets/a").unwrap().parent(), RoleName::parse("targets"));
         assert_eq!(RoleName::parse("targets").unwrap().parent(), None);
     }
 }

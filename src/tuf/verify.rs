@@ -15,10 +15,7 @@ use super::names::{BaseRole, Gun};
 
 /// Counts the distinct keys among `keys` that have a valid signature on `file`. Each key
 /// is checked against the signatures that name it, and counted at most once.
-pub fn count_signers<'a>(
-    file: &SignedFile,
-    keys: impl IntoIterator<Item = &'a PublicKey>,
-) -> usize {
+pub fn count_signers<'a>(file: &SignedFile, keys: impl IntoIterator<Item = &'a PublicKey>) -> usize {
     let mut counted = HashSet::new();
     for key in keys {
         if counted.contains(&key.material) {
@@ -37,11 +34,7 @@ pub fn count_signers<'a>(
 }
 
 /// True when at least `threshold` distinct `keys` signed `file`.
-pub fn meets_threshold<'a>(
-    file: &SignedFile,
-    keys: impl IntoIterator<Item = &'a PublicKey>,
-    threshold: usize,
-) -> bool {
+pub fn meets_threshold<'a>(file: &SignedFile, keys: impl IntoIterator<Item = &'a PublicKey>, threshold: usize) -> bool {
     count_signers(file, keys) >= threshold
 }
 
@@ -49,29 +42,16 @@ pub fn meets_threshold<'a>(
 const CLOCK_SKEW: Duration = Duration::DAY;
 
 /// Why a root key is not a usable root certificate for a GUN.
-pub fn root_certificate_problem(
-    key: &PublicKey,
-    gun: &Gun,
-    now: Option<OffsetDateTime>,
-) -> Option<String> {
+pub fn root_certificate_problem(key: &PublicKey, gun: &Gun, now: Option<OffsetDateTime>) -> Option<String> {
     if !key.key_type.is_x509() {
-        return Some(format!(
-            "root key {} is a bare {} key, not a certificate",
-            key.id, key.key_type
-        ));
+        return Some(format!("root key {} is a bare {} key, not a certificate", key.id, key.key_type));
     }
     let leaf = &key.certificates[0];
     if leaf.is_ca {
-        return Some(format!(
-            "root key {}: the first certificate is a CA",
-            key.id
-        ));
+        return Some(format!("root key {}: the first certificate is a CA", key.id));
     }
     if key.certificates[1..].iter().any(|c| !c.is_ca) {
-        return Some(format!(
-            "root key {}: more than one leaf certificate",
-            key.id
-        ));
+        return Some(format!("root key {}: more than one leaf certificate", key.id));
     }
     if !common_name_matches(leaf.common_name.as_deref(), gun) {
         return Some(format!(
@@ -81,16 +61,10 @@ pub fn root_certificate_problem(
         ));
     }
     if leaf.sha1_signature {
-        return Some(format!(
-            "root key {}: certificate is signed with SHA-1",
-            key.id
-        ));
+        return Some(format!("root key {}: certificate is signed with SHA-1", key.id));
     }
     if leaf.not_before > leaf.not_after {
-        return Some(format!(
-            "root key {}: certificate validity window is inverted",
-            key.id
-        ));
+        return Some(format!("root key {}: certificate validity window is inverted", key.id));
     }
     if let Some(now) = now {
         if leaf.not_before > now + CLOCK_SKEW {
@@ -105,10 +79,7 @@ pub fn root_certificate_problem(
     // the server or for clients, so it is refused here rather than accepted and bricked.
     let reencoded = encode_pem_certificates(key.certificates.iter().map(|c| c.der.as_slice()));
     if reencoded != key.public {
-        return Some(format!(
-            "root key {}: certificate PEM is not in canonical form",
-            key.id
-        ));
+        return Some(format!("root key {}: certificate PEM is not in canonical form", key.id));
     }
     None
 }
@@ -127,14 +98,8 @@ fn common_name_matches(common_name: Option<&str>, gun: &Gun) -> bool {
 }
 
 /// The root-role keys of `root` that are valid certificates for `gun`.
-pub fn valid_root_keys<'a>(
-    root: &'a Root,
-    gun: &Gun,
-    now: Option<OffsetDateTime>,
-) -> Vec<&'a PublicKey> {
-    root.role_keys(BaseRole::Root)
-        .filter(|key| root_certificate_problem(key, gun, now).is_none())
-        .collect()
+pub fn valid_root_keys<'a>(root: &'a Root, gun: &Gun, now: Option<OffsetDateTime>) -> Vec<&'a PublicKey> {
+    root.role_keys(BaseRole::Root).filter(|key| root_certificate_problem(key, gun, now).is_none()).collect()
 }
 
 /// Checks a new root of `gun` as notary-server does before accepting it (spec §5.4):
@@ -149,10 +114,8 @@ pub fn check_root(
     let root = new.root().ok_or("not a root file")?;
     let new_keys = valid_root_keys(root, gun, Some(now));
     if new_keys.is_empty() {
-        let reasons: Vec<String> = root
-            .role_keys(BaseRole::Root)
-            .filter_map(|key| root_certificate_problem(key, gun, Some(now)))
-            .collect();
+        let reasons: Vec<String> =
+            root.role_keys(BaseRole::Root).filter_map(|key| root_certificate_problem(key, gun, Some(now))).collect();
         return Err(format!(
             "could not validate the path to a trusted root: unable to retrieve valid leaf certificates ({})",
             reasons.join("; ")
@@ -169,10 +132,7 @@ pub fn check_root(
         }
     }
     if !meets_threshold(new, new_keys, root.role(BaseRole::Root).threshold) {
-        return Err(
-            "could not validate the path to a trusted root: failed to validate integrity of roots"
-                .into(),
-        );
+        return Err("could not validate the path to a trusted root: failed to validate integrity of roots".into());
     }
     if new.is_expired(now) {
         return Err("root metadata has expired".into());

@@ -1,0 +1,280 @@
+//! Server-managed private keys (DESIGN §3): the timestamp key of every repository and the
+//! snapshot key of those that hand it to the server.
+//!
+//! - At rest each key is sealed with AES-256-GCM under a key-encryption key (KEK) derived
+//!   with Argon2id from `NOTARIUS_KEY_PASSPHRASE`. The associated data binds a ciphertext
+//!   to its row (key ID, GUN, role, algorithm), so rows cannot be swapped in the database.
+//! - In memory, key bytes live in `Zeroizing` buffers: a key is unsealed for one signing
+//!   operation and wiped when dropped.
+//! - Notary's pending-key rule: a key that never signed (`last_used` unset) is handed out
+//!   again by the next create, so repeated GETs and rotations before a publish agree.
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::store::{KekRecord, SealedKey, Store, StoreError};
+use crate::tuf::crypto::{KeyAlgorithm, Signature, SigningKey};
+use crate::tuf::{BaseRole, Gun, KeyType, PublicKey};
+
+/// Used when `NOTARIUS_KEY_PASSPHRASE` is unset, with a loud warning at start.
+pub const DEVELOPMENT_PASSPHRASE: &str = "notarius-development-passphrase-do-not-use";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "NOTARIUS_KEY_PASSPHRASE does not open the {count} private key(s) sealed under key-encryption key {kek_id}; \
+         start with the passphrase they were sealed with"
+    )]
+    WrongPassphrase { kek_id: String, count: i64 },
+    #[error("key {0} is not held by the server for this repository")]
+    UnknownKey(String),
+    #[error("private key {0} could not be unsealed")]
+    Unseal(String),
+    #[error("key derivation failed: {0}")]
+    Derivation(String),
+    #[error("key generation or signing failed: {0}")]
+    Crypto(String),
+}
+
+/// A key-encryption key. The 32 bytes are wiped on drop.
+pub struct Kek {
+    pub id: String,
+    key: LessSafeKey,
+}
+
+const KEK_CHECK_MESSAGE: &[u8] = b"notarius kek check v1";
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], KeystoreError> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| KeystoreError::Crypto("no randomness".into()))?;
+    Ok(bytes)
+}
+
+impl Kek {
+    fn derive(passphrase: &str, record: &KekRecord) -> Result<(Kek, Vec<u8>), KeystoreError> {
+        let params = Params::new(record.m_cost, record.t_cost, record.p_cost, Some(32))
+            .map_err(|e| KeystoreError::Derivation(e.to_string()))?;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase.as_bytes(), &record.salt, bytes.as_mut())
+            .map_err(|e| KeystoreError::Derivation(e.to_string()))?;
+        let check = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, bytes.as_ref()), KEK_CHECK_MESSAGE);
+        let key =
+            UnboundKey::new(&AES_256_GCM, bytes.as_ref()).map_err(|_| KeystoreError::Derivation("bad KEK".into()))?;
+        Ok((Kek { id: record.id.clone(), key: LessSafeKey::new(key) }, check.as_ref().to_vec()))
+    }
+
+    /// A new KEK for `passphrase`, with a fresh salt.
+    fn create(passphrase: &str) -> Result<(Kek, KekRecord), KeystoreError> {
+        let mut record = KekRecord {
+            id: hex::encode(random_bytes::<8>()?),
+            salt: random_bytes::<16>()?.to_vec(),
+            m_cost: Params::DEFAULT_M_COST,
+            t_cost: Params::DEFAULT_T_COST,
+            p_cost: Params::DEFAULT_P_COST,
+            check_value: Vec::new(),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let (kek, check) = Kek::derive(passphrase, &record)?;
+        record.check_value = check;
+        Ok((kek, record))
+    }
+
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KeystoreError> {
+        let nonce = random_bytes::<12>()?;
+        let mut buffer = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buffer)
+            .map_err(|_| KeystoreError::Crypto("sealing failed".into()))?;
+        Ok((buffer, nonce.to_vec()))
+    }
+
+    fn open(&self, aad: &[u8], nonce: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buffer = Zeroizing::new(sealed.to_vec());
+        let plaintext_len = self.key.open_in_place(nonce, Aad::from(aad), buffer.as_mut_slice()).ok()?.len();
+        buffer.truncate(plaintext_len);
+        Some(buffer)
+    }
+}
+
+fn associated_data(key_id: &str, gun: &str, role: &str, algorithm: &str) -> Vec<u8> {
+    format!("notarius-private-key\0{key_id}\0{gun}\0{role}\0{algorithm}").into_bytes()
+}
+
+/// Opens and creates server-managed keys.
+pub struct Keystore {
+    store: Arc<dyn Store>,
+    kek: Arc<Kek>,
+    algorithm: KeyAlgorithm,
+}
+
+impl Keystore {
+    /// Finds the KEK that `passphrase` opens, or makes one if no key is sealed under
+    /// another passphrase.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        passphrase: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<Keystore, KeystoreError> {
+        let records = store.keks().await?;
+        let passphrase = Zeroizing::new(passphrase.to_owned());
+        let mut current = None;
+        for record in records {
+            let pass = passphrase.clone();
+            let expected = record.check_value.clone();
+            // Argon2id is deliberately slow: keep it off the async workers.
+            let (kek, check) = tokio::task::spawn_blocking(move || Kek::derive(&pass, &record))
+                .await
+                .map_err(|e| KeystoreError::Derivation(e.to_string()))??;
+            if check == expected {
+                current = Some(kek);
+                break;
+            }
+        }
+        let kek = match current {
+            Some(kek) => kek,
+            None => {
+                if let Some((kek_id, count)) = store.key_counts_by_kek().await?.into_iter().find(|(_, n)| *n > 0) {
+                    return Err(KeystoreError::WrongPassphrase { kek_id, count });
+                }
+                let pass = passphrase.clone();
+                let (kek, record) = tokio::task::spawn_blocking(move || Kek::create(&pass))
+                    .await
+                    .map_err(|e| KeystoreError::Derivation(e.to_string()))??;
+                store.insert_kek(record).await?;
+                kek
+            }
+        };
+        Ok(Keystore { store, kek: Arc::new(kek), algorithm })
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The keys held for `gun`, ready to answer `holds` and to sign.
+    pub async fn keyring(&self, gun: &Gun) -> Result<KeyRing, KeystoreError> {
+        let keys = self.store.keys_for(gun.as_str()).await?;
+        Ok(KeyRing { keys, kek: self.kek.clone() })
+    }
+
+    /// Returns the pending key of `role` for `gun`, creating one if there is none
+    /// (Notary's `Create`: reuse a key that never signed).
+    pub async fn pending_key(&self, gun: &Gun, role: BaseRole, ring: &KeyRing) -> Result<PublicKey, KeystoreError> {
+        if let Some(pending) = ring
+            .keys
+            .iter()
+            .find(|k| k.role == role.as_str() && k.algorithm == self.algorithm.as_str() && k.last_used.is_none())
+        {
+            return ring.public_key(&pending.key_id);
+        }
+        let signing_key = SigningKey::generate(self.algorithm).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+        let public = signing_key.public_key().clone();
+        let aad = associated_data(&public.id, gun.as_str(), role.as_str(), self.algorithm.as_str());
+        let (sealed, nonce) = self.kek.seal(&aad, signing_key.pkcs8())?;
+        self.store
+            .insert_key(SealedKey {
+                key_id: public.id.clone(),
+                gun: gun.to_string(),
+                role: role.as_str().to_string(),
+                algorithm: self.algorithm.as_str().to_string(),
+                public: public.public.clone(),
+                sealed,
+                nonce,
+                kek_id: self.kek.id.clone(),
+                created_at: OffsetDateTime::now_utc(),
+                last_used: None,
+            })
+            .await?;
+        Ok(public)
+    }
+}
+
+/// The server's keys for one repository, loaded once per operation.
+pub struct KeyRing {
+    keys: Vec<SealedKey>,
+    kek: Arc<Kek>,
+}
+
+impl KeyRing {
+    fn find(&self, key_id: &str) -> Option<&SealedKey> {
+        self.keys.iter().find(|k| k.key_id == key_id)
+    }
+
+    /// True when the server holds `key_id` as a key of `role`.
+    pub fn holds(&self, role: BaseRole, key_id: &str) -> bool {
+        self.find(key_id).is_some_and(|k| k.role == role.as_str())
+    }
+
+    pub fn public_key(&self, key_id: &str) -> Result<PublicKey, KeystoreError> {
+        let key = self.find(key_id).ok_or_else(|| KeystoreError::UnknownKey(key_id.into()))?;
+        let key_type = if key.algorithm == KeyAlgorithm::Ed25519.as_str() { KeyType::Ed25519 } else { KeyType::Ecdsa };
+        PublicKey::new(key_type, key.public.clone()).map_err(|e| KeystoreError::Crypto(e.to_string()))
+    }
+
+    /// Unseals `key_id`, signs `message`, and wipes the key.
+    pub fn sign(&self, key_id: &str, message: &[u8]) -> Result<Signature, KeystoreError> {
+        let key = self.find(key_id).ok_or_else(|| KeystoreError::UnknownKey(key_id.into()))?;
+        if key.kek_id != self.kek.id {
+            return Err(KeystoreError::Unseal(key_id.into()));
+        }
+        let algorithm = KeyAlgorithm::parse(&key.algorithm).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
+        let aad = associated_data(&key.key_id, &key.gun, &key.role, &key.algorithm);
+        let pkcs8 = self.kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
+        let signing_key = SigningKey::from_pkcs8(algorithm, pkcs8).map_err(|_| KeystoreError::Unseal(key_id.into()))?;
+        if signing_key.public_key().id != key.key_id {
+            return Err(KeystoreError::Unseal(key_id.into()));
+        }
+        signing_key.sign(message).map_err(|e| KeystoreError::Crypto(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::tuf::crypto;
+
+    #[tokio::test]
+    async fn keys_are_sealed_reused_while_pending_and_sign() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let keystore = Keystore::open(store.clone(), "pass", KeyAlgorithm::Ecdsa).await.unwrap();
+        let gun = Gun::parse("example.com/app").unwrap();
+        let ring = keystore.keyring(&gun).await.unwrap();
+        let first = keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap();
+        let ring = keystore.keyring(&gun).await.unwrap();
+        assert_eq!(keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap().id, first.id);
+        assert!(ring.holds(BaseRole::Timestamp, &first.id));
+        assert!(!ring.holds(BaseRole::Snapshot, &first.id));
+        let signature = ring.sign(&first.id, b"hello").unwrap();
+        assert!(crypto::verify(&first, &signature.method, b"hello", &signature.sig));
+
+        // The same passphrase opens the same KEK; another one is refused.
+        assert!(Keystore::open(store.clone(), "pass", KeyAlgorithm::Ecdsa).await.is_ok());
+        assert!(matches!(
+            Keystore::open(store.clone(), "wrong", KeyAlgorithm::Ecdsa).await,
+            Err(KeystoreError::WrongPassphrase { count: 1, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_swapped_row_does_not_open() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let keystore = Keystore::open(store.clone(), "pass", KeyAlgorithm::Ed25519).await.unwrap();
+        let gun = Gun::parse("example.com/app").unwrap();
+        let ring = keystore.keyring(&gun).await.unwrap();
+        let key = keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap();
+        let mut ring = keystore.keyring(&gun).await.unwrap();
+        ring.keys[0].role = "snapshot".into();
+        assert!(matches!(ring.sign(&key.id, b"m"), Err(KeystoreError::Unseal(_))));
+    }
+}

@@ -1,0 +1,148 @@
+//! Assembles and runs the server: store, keystore, trust service, router, listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use crate::http::tls::DevTls;
+use crate::http::{AppState, HttpSettings, router};
+use crate::keystore::Keystore;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::tuf::crypto::KeyAlgorithm;
+use crate::update::{Settings, TrustService};
+
+#[derive(Debug, Clone)]
+pub enum TlsMode {
+    /// The development CA and certificate in `<keys-dir>/tls/`, made at first start.
+    Generated,
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Plain HTTP, for use behind a TLS-terminating proxy.
+    Plain,
+}
+
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// SQLite database file.
+    pub database_path: PathBuf,
+    pub keys_dir: PathBuf,
+    pub tls: TlsMode,
+    pub key_passphrase: Zeroizing<String>,
+    pub key_algorithm: KeyAlgorithm,
+    pub update: Settings,
+    pub http: HttpSettings,
+    /// Memory for cached current metadata.
+    pub cache_bytes: u64,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    /// The CA certificate clients should trust, when the server made its own.
+    pub ca_cert: Option<PathBuf>,
+    pub scheme: &'static str,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+    store: Arc<SqliteStore>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("{}://localhost:{}", self.scheme, self.local_addr.port())
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(30)));
+        self.wait().await
+    }
+
+    /// Runs until the listener stops.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await.context("server task")?;
+        self.store.close().await;
+        result.context("serving")
+    }
+
+    pub fn handle(&self) -> Handle<SocketAddr> {
+        self.handle.clone()
+    }
+}
+
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => handle,
+            // Another recorder is installed (an embedding program): render ours unused.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        })
+        .clone()
+}
+
+/// Opens everything and starts listening; returns once the socket is bound.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    // One crypto stack: rustls uses ring. Installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    if let Some(dir) = config.database_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let sqlite = Arc::new(
+        SqliteStore::open(&config.database_path)
+            .await
+            .with_context(|| format!("opening {}", config.database_path.display()))?,
+    );
+    let store: Arc<dyn Store> = sqlite.clone();
+    let keystore = Keystore::open(store.clone(), &config.key_passphrase, config.key_algorithm)
+        .await
+        .context("opening the keystore")?;
+    let trust = Arc::new(TrustService::new(store, keystore, config.update.clone(), config.cache_bytes));
+    let app = router(AppState { trust, http: Arc::new(config.http.clone()), metrics: prometheus() })
+        .into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle: Handle<SocketAddr> = Handle::new();
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let (task, ca_cert, scheme) = match &config.tls {
+        TlsMode::Plain => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            (tokio::spawn(server.serve(app)), None, "http")
+        }
+        TlsMode::Generated | TlsMode::Files { .. } => {
+            let (cert, key, ca) = match &config.tls {
+                TlsMode::Files { cert, key } => (cert.clone(), key.clone(), None),
+                _ => {
+                    let dev = DevTls::in_dir(&config.keys_dir);
+                    let extra: Vec<String> = (!config.listen.ip().is_unspecified())
+                        .then(|| config.listen.ip().to_string())
+                        .into_iter()
+                        .collect();
+                    dev.ensure(&extra).context("making the development TLS certificates")?;
+                    (dev.server_cert, dev.server_key, Some(dev.ca_cert))
+                }
+            };
+            let tls = RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+            let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+            (tokio::spawn(server.serve(app)), ca, "https")
+        }
+    };
+    let local_addr = handle.listening().await.context("the listener did not start")?;
+    Ok(RunningServer { local_addr, ca_cert, scheme, handle, task, store: sqlite })
+}

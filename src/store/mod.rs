@@ -1,0 +1,192 @@
+//! Persistence: the `Store` trait and its engines.
+//!
+//! The store keeps bytes and rows; it knows nothing of TUF rules. Its contract:
+//! - every accepted version of every role stays retrievable until the repository is
+//!   deleted, and a deleted repository's files move to an archive;
+//! - [`MetadataStore::commit`] is atomic and linearisable per repository: it applies only
+//!   if the repository is still at the generation the caller validated against, and only
+//!   if every file's version is above every stored version of its role.
+//!
+//! SQLite (one file, WAL) is the embedded engine; PostgreSQL fits behind the same traits.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+/// One stored version of one role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub role: String,
+    pub version: i64,
+    /// Lowercase hex SHA-256 of `data`.
+    pub sha256: String,
+    pub data: Bytes,
+    pub created_at: OffsetDateTime,
+}
+
+/// The newest version of every role of a repository, and its commit generation.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentFiles {
+    /// 0 for a repository that never held data.
+    pub generation: i64,
+    pub files: Vec<FileRecord>,
+}
+
+/// A file to add in a commit.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub role: String,
+    pub version: i64,
+    pub sha256: String,
+    pub data: Bytes,
+}
+
+/// Everything one accepted update writes, all or nothing.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub gun: String,
+    /// The generation the update was validated against.
+    pub expected_generation: i64,
+    pub files: Vec<NewFile>,
+    /// Keys that signed in this commit: they stop being pending.
+    pub keys_used: Vec<String>,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeCategory {
+    Update,
+    Deletion,
+}
+
+impl ChangeCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeCategory::Update => "update",
+            ChangeCategory::Deletion => "deletion",
+        }
+    }
+}
+
+/// A changefeed record (spec §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub id: i64,
+    pub created_at: OffsetDateTime,
+    pub gun: String,
+    pub version: i64,
+    pub sha256: String,
+    pub category: ChangeCategory,
+}
+
+/// Which page of the changefeed to read.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeQuery {
+    /// Exclusive cursor; 0 is the start of the feed, a negative value the end.
+    pub change_id: i64,
+    /// Page size; negative pages go backwards from the cursor.
+    pub records: i64,
+}
+
+/// A server-managed private key as stored: sealed, with what is needed to open it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedKey {
+    pub key_id: String,
+    pub gun: String,
+    pub role: String,
+    pub algorithm: String,
+    pub public: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub kek_id: String,
+    pub created_at: OffsetDateTime,
+    pub last_used: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for SealedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedKey")
+            .field("key_id", &self.key_id)
+            .field("gun", &self.gun)
+            .field("role", &self.role)
+            .field("kek_id", &self.kek_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key-encryption key's public parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekRecord {
+    pub id: String,
+    pub salt: Vec<u8>,
+    pub m_cost: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+    pub check_value: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The repository changed since the update was validated.
+    #[error("the repository changed during the update")]
+    Conflict,
+    /// A file's version is not above every stored version of its role.
+    #[error("a newer or equal version of {role} is already stored")]
+    OldVersion { role: String },
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Trust data and the changefeed.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    async fn current(&self, gun: &str) -> StoreResult<CurrentFiles>;
+    async fn by_version(&self, gun: &str, role: &str, version: i64) -> StoreResult<Option<FileRecord>>;
+    async fn by_checksum(&self, gun: &str, role: &str, sha256: &str) -> StoreResult<Option<FileRecord>>;
+    /// Applies `commit` atomically; see the module documentation. Writes a changefeed
+    /// `update` record for the timestamp among the files.
+    async fn commit(&self, commit: Commit) -> StoreResult<i64>;
+    /// Takes a repository out of service; returns false if it held nothing.
+    async fn delete(&self, gun: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>>;
+    async fn health(&self) -> StoreResult<()>;
+}
+
+/// Sealed server-managed keys and the KEKs that seal them.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn keys_for(&self, gun: &str) -> StoreResult<Vec<SealedKey>>;
+    async fn insert_key(&self, key: SealedKey) -> StoreResult<()>;
+    async fn keks(&self) -> StoreResult<Vec<KekRecord>>;
+    async fn insert_kek(&self, kek: KekRecord) -> StoreResult<()>;
+    /// How many keys are sealed under each KEK id.
+    async fn key_counts_by_kek(&self) -> StoreResult<Vec<(String, i64)>>;
+}
+
+pub trait Store: MetadataStore + KeyStore {}
+
+impl<T: MetadataStore + KeyStore> Store for T {}
+
+/// Largest changefeed page (Notary never caps; catalogue SZ-08).
+pub const MAX_CHANGE_PAGE: i64 = 1000;
+/// Notary's page size when `records` is 0.
+pub const DEFAULT_CHANGE_PAGE: i64 = 100;
+
+pub(crate) fn to_nanos(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp_nanos() as i64
+}
+
+pub(crate) fn from_nanos(n: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(n as i128).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,431 @@
+//! The embedded engine: one SQLite file in WAL mode.
+//!
+//! All writes go through a pool of one connection, so commits are serialised without
+//! `SQLITE_BUSY` upgrades; reads use their own pool and never wait for a writer (WAL).
+//! `synchronous = FULL`: an acknowledged publish survives a power cut, which matters
+//! because clients remember the timestamp versions they have seen.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, sqlite::SqliteRow};
+use time::OffsetDateTime;
+
+use super::{
+    Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord, KeyStore,
+    MAX_CHANGE_PAGE, MetadataStore, SealedKey, StoreError, StoreResult, from_nanos, to_nanos,
+};
+
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        Self::with_options(options).await
+    }
+
+    /// A private in-memory database (tests).
+    pub async fn in_memory() -> StoreResult<SqliteStore> {
+        // A shared-cache memory database so the reader and writer pools see one database.
+        let name = format!("file:notarius-{}?mode=memory&cache=shared", rand_suffix());
+        let options = SqliteConnectOptions::from_str(&name)?.foreign_keys(true);
+        Self::with_options(options).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.read_only(false))
+            .await?;
+        Ok(SqliteStore { reader, writer })
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn rand_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok();
+    hex::encode(bytes)
+}
+
+fn file_record(row: &SqliteRow) -> Result<FileRecord, sqlx::Error> {
+    Ok(FileRecord {
+        role: row.try_get("role")?,
+        version: row.try_get("version")?,
+        sha256: row.try_get("sha256")?,
+        data: Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
+        created_at: from_nanos(row.try_get("created_at")?),
+    })
+}
+
+fn change_record(row: &SqliteRow) -> Result<Change, sqlx::Error> {
+    let category: String = row.try_get("category")?;
+    Ok(Change {
+        id: row.try_get("id")?,
+        created_at: from_nanos(row.try_get("created_at")?),
+        gun: row.try_get("gun")?,
+        version: row.try_get("version")?,
+        sha256: row.try_get("sha256")?,
+        category: if category == "deletion" { ChangeCategory::Deletion } else { ChangeCategory::Update },
+    })
+}
+
+fn sealed_key(row: &SqliteRow) -> Result<SealedKey, sqlx::Error> {
+    Ok(SealedKey {
+        key_id: row.try_get("key_id")?,
+        gun: row.try_get("gun")?,
+        role: row.try_get("role")?,
+        algorithm: row.try_get("algorithm")?,
+        public: row.try_get("public")?,
+        sealed: row.try_get("sealed")?,
+        nonce: row.try_get("nonce")?,
+        kek_id: row.try_get("kek_id")?,
+        created_at: from_nanos(row.try_get("created_at")?),
+        last_used: row.try_get::<Option<i64>, _>("last_used")?.map(from_nanos),
+    })
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn current(&self, gun: &str) -> StoreResult<CurrentFiles> {
+        let generation: Option<i64> = sqlx::query_scalar("SELECT generation FROM repositories WHERE gun = ?")
+            .bind(gun)
+            .fetch_optional(&self.reader)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT role, version, sha256, data, created_at FROM tuf_files t
+             WHERE gun = ?1 AND version = (SELECT MAX(version) FROM tuf_files WHERE gun = ?1 AND role = t.role)",
+        )
+        .bind(gun)
+        .fetch_all(&self.reader)
+        .await?;
+        let files = rows.iter().map(file_record).collect::<Result<_, _>>()?;
+        Ok(CurrentFiles { generation: generation.unwrap_or(0), files })
+    }
+
+    async fn by_version(&self, gun: &str, role: &str, version: i64) -> StoreResult<Option<FileRecord>> {
+        let row = sqlx::query(
+            "SELECT role, version, sha256, data, created_at FROM tuf_files WHERE gun = ? AND role = ? AND version = ?",
+        )
+        .bind(gun)
+        .bind(role)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(file_record).transpose()?)
+    }
+
+    async fn by_checksum(&self, gun: &str, role: &str, sha256: &str) -> StoreResult<Option<FileRecord>> {
+        let row = sqlx::query(
+            "SELECT role, version, sha256, data, created_at FROM tuf_files
+             WHERE gun = ? AND role = ? AND sha256 = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(gun)
+        .bind(role)
+        .bind(sha256)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(file_record).transpose()?)
+    }
+
+    async fn commit(&self, commit: Commit) -> StoreResult<i64> {
+        let at = to_nanos(commit.at);
+        let mut tx = self.writer.begin().await?;
+        let generation: i64 = sqlx::query_scalar("SELECT generation FROM repositories WHERE gun = ?")
+            .bind(&commit.gun)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
+        if generation != commit.expected_generation {
+            return Err(StoreError::Conflict);
+        }
+        for file in &commit.files {
+            let newest: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM tuf_files WHERE gun = ? AND role = ?")
+                    .bind(&commit.gun)
+                    .bind(&file.role)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if newest.is_some_and(|v| v >= file.version) {
+                return Err(StoreError::OldVersion { role: file.role.clone() });
+            }
+            sqlx::query(
+                "INSERT INTO tuf_files (gun, role, version, sha256, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&commit.gun)
+            .bind(&file.role)
+            .bind(file.version)
+            .bind(&file.sha256)
+            .bind(file.data.as_ref())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if file.role == "timestamp" {
+                sqlx::query(
+                    "INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, ?, ?, 'update')",
+                )
+                .bind(at)
+                .bind(&commit.gun)
+                .bind(file.version)
+                .bind(&file.sha256)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for key_id in &commit.keys_used {
+            sqlx::query("UPDATE private_keys SET last_used = ? WHERE key_id = ? AND gun = ? AND last_used IS NULL")
+                .bind(at)
+                .bind(key_id)
+                .bind(&commit.gun)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let next = generation + 1;
+        sqlx::query(
+            "INSERT INTO repositories (gun, generation, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (gun) DO UPDATE SET generation = excluded.generation",
+        )
+        .bind(&commit.gun)
+        .bind(next)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    async fn delete(&self, gun: &str, at: OffsetDateTime) -> StoreResult<bool> {
+        let at = to_nanos(at);
+        let mut tx = self.writer.begin().await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tuf_files WHERE gun = ?").bind(gun).fetch_one(&mut *tx).await?;
+        if count == 0 {
+            return Ok(false);
+        }
+        let deletion_id = sqlx::query(
+            "INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, 0, '', 'deletion')",
+        )
+        .bind(at)
+        .bind(gun)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        sqlx::query(
+            "INSERT INTO tuf_files_archive (id, deletion_id, gun, role, version, sha256, data, created_at)
+             SELECT id, ?, gun, role, version, sha256, data, created_at FROM tuf_files WHERE gun = ?",
+        )
+        .bind(deletion_id)
+        .bind(gun)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tuf_files WHERE gun = ?").bind(gun).execute(&mut *tx).await?;
+        // The generation keeps counting, so an update validated before the delete
+        // cannot commit after it.
+        sqlx::query("UPDATE repositories SET generation = generation + 1 WHERE gun = ?")
+            .bind(gun)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>> {
+        let backwards = query.change_id < 0 || query.records < 0;
+        let limit = match query.records.unsigned_abs() as i64 {
+            0 => DEFAULT_CHANGE_PAGE,
+            n => n.min(MAX_CHANGE_PAGE),
+        };
+        let sql = if backwards {
+            "SELECT * FROM (SELECT id, created_at, gun, version, sha256, category FROM changefeed
+             WHERE (?1 IS NULL OR gun = ?1) AND (?2 <= 0 OR id < ?2) ORDER BY id DESC LIMIT ?3) ORDER BY id ASC"
+        } else {
+            "SELECT id, created_at, gun, version, sha256, category FROM changefeed
+             WHERE (?1 IS NULL OR gun = ?1) AND id > ?2 ORDER BY id ASC LIMIT ?3"
+        };
+        let rows = sqlx::query(sql).bind(gun).bind(query.change_id).bind(limit).fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(change_record).collect::<Result<_, _>>()?)
+    }
+
+    async fn health(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM tuf_files LIMIT 1").fetch_optional(&self.reader).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn keys_for(&self, gun: &str) -> StoreResult<Vec<SealedKey>> {
+        let rows = sqlx::query(
+            "SELECT key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used
+             FROM private_keys WHERE gun = ? ORDER BY created_at, key_id",
+        )
+        .bind(gun)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(sealed_key).collect::<Result<_, _>>()?)
+    }
+
+    async fn insert_key(&self, key: SealedKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO private_keys (key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.key_id)
+        .bind(&key.gun)
+        .bind(&key.role)
+        .bind(&key.algorithm)
+        .bind(&key.public)
+        .bind(&key.sealed)
+        .bind(&key.nonce)
+        .bind(&key.kek_id)
+        .bind(to_nanos(key.created_at))
+        .bind(key.last_used.map(to_nanos))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn keks(&self) -> StoreResult<Vec<KekRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, salt, m_cost, t_cost, p_cost, check_value, created_at FROM keks ORDER BY created_at",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(KekRecord {
+                    id: row.try_get("id")?,
+                    salt: row.try_get("salt")?,
+                    m_cost: row.try_get::<i64, _>("m_cost")? as u32,
+                    t_cost: row.try_get::<i64, _>("t_cost")? as u32,
+                    p_cost: row.try_get::<i64, _>("p_cost")? as u32,
+                    check_value: row.try_get("check_value")?,
+                    created_at: from_nanos(row.try_get("created_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn insert_kek(&self, kek: KekRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO keks (id, salt, m_cost, t_cost, p_cost, check_value, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&kek.id)
+        .bind(&kek.salt)
+        .bind(kek.m_cost as i64)
+        .bind(kek.t_cost as i64)
+        .bind(kek.p_cost as i64)
+        .bind(&kek.check_value)
+        .bind(to_nanos(kek.created_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn key_counts_by_kek(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT kek_id, COUNT(*) AS n FROM private_keys GROUP BY kek_id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("kek_id")?, row.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewFile;
+
+    fn file(role: &str, version: i64, data: &str) -> NewFile {
+        NewFile { role: role.into(), version, sha256: format!("{role}-{version}"), data: Bytes::from(data.to_owned()) }
+    }
+
+    fn commit(generation: i64, files: Vec<NewFile>) -> Commit {
+        Commit {
+            gun: "g".into(),
+            expected_generation: generation,
+            files,
+            keys_used: vec![],
+            at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_are_atomic_and_versioned() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        assert_eq!(store.commit(commit(0, vec![file("root", 1, "r1"), file("timestamp", 1, "t1")])).await.unwrap(), 1);
+        // Stale generation.
+        assert!(matches!(store.commit(commit(0, vec![file("timestamp", 2, "t2")])).await, Err(StoreError::Conflict)));
+        // Old version: nothing of the commit lands.
+        let err = store.commit(commit(1, vec![file("timestamp", 2, "t2"), file("root", 1, "again")])).await;
+        assert!(matches!(err, Err(StoreError::OldVersion { role }) if role == "root"));
+        let current = store.current("g").await.unwrap();
+        assert_eq!(current.generation, 1);
+        assert_eq!(current.files.len(), 2);
+        assert!(current.files.iter().all(|f| f.version == 1));
+        store.commit(commit(1, vec![file("timestamp", 2, "t2")])).await.unwrap();
+        assert_eq!(store.by_version("g", "timestamp", 1).await.unwrap().unwrap().data, Bytes::from("t1"));
+        assert_eq!(store.by_checksum("g", "timestamp", "timestamp-2").await.unwrap().unwrap().version, 2);
+        assert!(store.by_checksum("g", "root", "timestamp-2").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn delete_archives_and_feeds_the_changefeed() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.commit(commit(0, vec![file("root", 1, "r1"), file("timestamp", 1, "t1")])).await.unwrap();
+        let at = OffsetDateTime::now_utc();
+        assert!(store.delete("g", at).await.unwrap());
+        assert!(!store.delete("g", at).await.unwrap());
+        let current = store.current("g").await.unwrap();
+        assert!(current.files.is_empty());
+        assert_eq!(current.generation, 2);
+        // A fresh start at version 1 is allowed after a delete.
+        store.commit(commit(2, vec![file("root", 1, "new"), file("timestamp", 1, "t")])).await.unwrap();
+        let all = store.changes(None, ChangeQuery { change_id: 0, records: 0 }).await.unwrap();
+        let kinds: Vec<_> = all.iter().map(|c| (c.category, c.version)).collect();
+        assert_eq!(
+            kinds,
+            vec![(ChangeCategory::Update, 1), (ChangeCategory::Deletion, 0), (ChangeCategory::Update, 1)]
+        );
+        let last = store.changes(Some("g"), ChangeQuery { change_id: -1, records: 2 }).await.unwrap();
+        assert_eq!(last.iter().map(|c| c.id).collect::<Vec<_>>(), vec![all[1].id, all[2].id]);
+        let before = store.changes(None, ChangeQuery { change_id: all[2].id, records: -1 }).await.unwrap();
+        assert_eq!(before.iter().map(|c| c.id).collect::<Vec<_>>(), vec![all[1].id]);
+        assert!(store.changes(Some("other"), ChangeQuery { change_id: 0, records: 10 }).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,239 @@
+//! `TrustService`: reads and writes of trust data, with the per-repository lock, the
+//! state cache, the store and the keystore.
+//!
+//! Every write of a repository (publish, renewal on read, key creation, delete) runs under
+//! that repository's lock and validates against the state it commits over, so a commit
+//! never rests on data that changed in between (catalogue CC-01..03). The commit itself is
+//! conditional on the repository generation, which keeps this true across processes.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::generate::{needs_renewal, renewal};
+use super::state::{CurrentFile, RepoState, StateCache, sha256_hex};
+use super::validate::{Outcome, Upload, validate_update};
+use super::{Settings, UpdateError};
+use crate::keystore::Keystore;
+use crate::store::{Change, ChangeQuery, Commit, NewFile, Store, StoreError};
+use crate::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
+
+/// Independent lock stripes: repositories hashing to one stripe share a lock.
+const LOCK_STRIPES: usize = 1024;
+/// Commits retried after another writer got in first (another replica).
+const COMMIT_ATTEMPTS: usize = 3;
+
+/// A file as served: exact bytes and when they were stored.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub bytes: Bytes,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&CurrentFile> for Served {
+    fn from(file: &CurrentFile) -> Self {
+        Served { bytes: file.bytes().clone(), created_at: file.created_at }
+    }
+}
+
+pub struct TrustService {
+    store: Arc<dyn Store>,
+    keystore: Keystore,
+    cache: StateCache,
+    locks: Vec<Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+    settings: Settings,
+}
+
+impl TrustService {
+    pub fn new(store: Arc<dyn Store>, keystore: Keystore, settings: Settings, cache_bytes: u64) -> TrustService {
+        TrustService {
+            store,
+            keystore,
+            cache: StateCache::new(cache_bytes),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            hasher: Default::default(),
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn lock(&self, gun: &Gun) -> MutexGuard<'_, ()> {
+        let mut hasher = self.hasher.build_hasher();
+        gun.hash(&mut hasher);
+        self.locks[hasher.finish() as usize % LOCK_STRIPES].lock().await
+    }
+
+    /// The current state, from the cache or the store.
+    pub async fn state(&self, gun: &Gun) -> Result<Arc<RepoState>, UpdateError> {
+        if let Some(state) = self.cache.get(gun) {
+            return Ok(state);
+        }
+        self.load(gun).await
+    }
+
+    async fn load(&self, gun: &Gun) -> Result<Arc<RepoState>, UpdateError> {
+        let state = Arc::new(RepoState::from_store(self.store.current(gun.as_str()).await?)?);
+        self.cache.insert(gun.clone(), state.clone());
+        Ok(state)
+    }
+
+    /// Commits `files` over `state`; returns the new state.
+    async fn commit(
+        &self,
+        gun: &Gun,
+        state: &RepoState,
+        files: Vec<SignedFile>,
+        keys_used: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Result<Arc<RepoState>, UpdateError> {
+        let current: Vec<CurrentFile> = files.into_iter().map(|f| CurrentFile::new(f, now)).collect();
+        let commit = Commit {
+            gun: gun.to_string(),
+            expected_generation: state.generation,
+            files: current
+                .iter()
+                .map(|f| NewFile {
+                    role: f.file.role.to_string(),
+                    version: f.file.version,
+                    sha256: f.sha256.clone(),
+                    data: f.bytes().clone(),
+                })
+                .collect(),
+            keys_used,
+            at: now,
+        };
+        match self.store.commit(commit).await {
+            Ok(generation) => {
+                let next = Arc::new(state.with_files(generation, current));
+                self.cache.insert(gun.clone(), next.clone());
+                Ok(next)
+            }
+            Err(StoreError::OldVersion { role }) => Err(UpdateError::OldVersion { role }),
+            Err(e) => {
+                self.cache.remove(gun);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Validates and stores an update (`POST /v2/{gun}/_trust/tuf/`).
+    pub async fn publish(&self, gun: &Gun, upload: Upload) -> Result<(), UpdateError> {
+        let _guard = self.lock(gun).await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let state = self.state(gun).await?;
+            let keys = self.keystore.keyring(gun).await?;
+            let now = OffsetDateTime::now_utc();
+            match validate_update(gun, &state, &upload, &keys, &self.settings, now)? {
+                Outcome::Unchanged => return Ok(()),
+                Outcome::Commit { files, keys_used } => match self.commit(gun, &state, files, keys_used, now).await {
+                    Ok(_) => return Ok(()),
+                    Err(UpdateError::Store(StoreError::Conflict)) if attempt < COMMIT_ATTEMPTS => {
+                        self.load(gun).await?;
+                    }
+                    Err(UpdateError::Store(StoreError::Conflict)) => {
+                        return Err(UpdateError::OldVersion { role: BaseRole::Timestamp.as_str().into() });
+                    }
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// The current file of `role` (`GET {role}.json`). Timestamp and snapshot are renewed
+    /// first when they are near expiry.
+    pub async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Served, UpdateError> {
+        let mut state = self.state(gun).await?;
+        if matches!(role.base(), Some(BaseRole::Timestamp | BaseRole::Snapshot)) && self.renewal_due(&state) {
+            state = self.renew(gun).await?;
+        }
+        state.get(role).map(|f| Served::from(f.as_ref())).ok_or(UpdateError::NotFound)
+    }
+
+    /// A cheap check on the hot path: is anything server-signed near expiry?
+    fn renewal_due(&self, state: &RepoState) -> bool {
+        let now = OffsetDateTime::now_utc();
+        let due = |role, lifetime| state.base(role).is_some_and(|f| needs_renewal(&f.file, lifetime, now));
+        due(BaseRole::Timestamp, self.settings.timestamp_lifetime)
+            || due(BaseRole::Snapshot, self.settings.snapshot_lifetime)
+    }
+
+    async fn renew(&self, gun: &Gun) -> Result<Arc<RepoState>, UpdateError> {
+        let _guard = self.lock(gun).await;
+        // Another request may have renewed while this one waited (single flight, CC-04).
+        let state = self.state(gun).await?;
+        let keys = self.keystore.keyring(gun).await?;
+        let now = OffsetDateTime::now_utc();
+        match renewal(&state, &keys, &self.settings, now)? {
+            None => Ok(state),
+            Some((files, keys_used)) => self.commit(gun, &state, files, keys_used, now).await,
+        }
+    }
+
+    pub async fn by_version(&self, gun: &Gun, role: &RoleName, version: i64) -> Result<Served, UpdateError> {
+        let record = self.store.by_version(gun.as_str(), role.as_str(), version).await?;
+        record.map(|r| Served { bytes: r.data, created_at: r.created_at }).ok_or(UpdateError::NotFound)
+    }
+
+    pub async fn by_checksum(&self, gun: &Gun, role: &RoleName, sha256: &str) -> Result<Served, UpdateError> {
+        // The current file is the one clients ask for most: answer it from memory.
+        if let Some(file) = self.state(gun).await?.get(role) {
+            if file.sha256 == sha256 {
+                return Ok(Served::from(file.as_ref()));
+            }
+        }
+        let record = self.store.by_checksum(gun.as_str(), role.as_str(), sha256).await?;
+        record.map(|r| Served { bytes: r.data, created_at: r.created_at }).ok_or(UpdateError::NotFound)
+    }
+
+    /// `GET {timestamp|snapshot}.key`: the server's key of `role` in the current root, or
+    /// a pending key for a repository (or role) the server does not sign for yet.
+    pub async fn public_key(&self, gun: &Gun, role: BaseRole) -> Result<PublicKey, UpdateError> {
+        let _guard = self.lock(gun).await;
+        let state = self.state(gun).await?;
+        let keys = self.keystore.keyring(gun).await?;
+        if let Some(root) = state.base(BaseRole::Root).and_then(|r| r.file.root()) {
+            if let Some(id) = root.role(role).key_ids.iter().find(|id| keys.holds(role, id)) {
+                return Ok(keys.public_key(id)?);
+            }
+        }
+        Ok(self.keystore.pending_key(gun, role, &keys).await?)
+    }
+
+    /// `POST {timestamp|snapshot}.key`: a new pending key, active once a root lists it.
+    pub async fn rotate_key(&self, gun: &Gun, role: BaseRole) -> Result<PublicKey, UpdateError> {
+        let _guard = self.lock(gun).await;
+        let keys = self.keystore.keyring(gun).await?;
+        Ok(self.keystore.pending_key(gun, role, &keys).await?)
+    }
+
+    /// `DELETE /v2/{gun}/_trust/tuf/`: takes the repository out of service; its files
+    /// move to the archive.
+    pub async fn delete(&self, gun: &Gun) -> Result<bool, UpdateError> {
+        let _guard = self.lock(gun).await;
+        let deleted = self.store.delete(gun.as_str(), OffsetDateTime::now_utc()).await;
+        self.cache.remove(gun);
+        Ok(deleted?)
+    }
+
+    pub async fn changes(&self, gun: Option<&Gun>, query: ChangeQuery) -> Result<Vec<Change>, UpdateError> {
+        Ok(self.store.changes(gun.map(Gun::as_str), query).await?)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Checksum of bytes as URLs and the changefeed spell it.
+    pub fn checksum(bytes: &[u8]) -> String {
+        sha256_hex(bytes)
+    }
+}
