@@ -513,19 +513,16 @@ impl TestRepo {
         self.root_body_with(version, &[&self.root_key.public], 1)
     }
 
-    /// The next root, signed by the current root key.
+    /// The next root, signed by the current root key. (Built files count as published
+    /// only once the server accepts them: see `publish_ok`.)
     pub fn next_root(&mut self) -> Bytes {
         self.root_version += 1;
-        let bytes = sign(&self.root_body(self.root_version), &[&self.root_key]);
-        self.published.insert("root".into(), bytes.clone());
-        bytes
+        sign(&self.root_body(self.root_version), &[&self.root_key])
     }
 
     pub fn next_targets(&mut self, targets: Value, delegations: Value) -> Bytes {
         self.targets_version += 1;
-        let bytes = sign(&targets_body(self.targets_version, targets, delegations), &[&self.targets_key]);
-        self.published.insert("targets".into(), bytes.clone());
-        bytes
+        sign(&targets_body(self.targets_version, targets, delegations), &[&self.targets_key])
     }
 
     /// A snapshot body listing `files` on top of everything published before.
