@@ -60,6 +60,19 @@ fn with_snapshot(repo: &mut TestRepo, mut parts: Vec<(String, Bytes)>) -> Vec<(S
     parts
 }
 
+/// A client snapshot for `targets` at `version`, edited by `edit` before signing.
+fn edited_snapshot(repo: &TestRepo, version: i64, targets: &Bytes, edit: impl FnOnce(&mut Value)) -> Bytes {
+    let mut body = repo.snapshot_body(version, &[part("targets", targets)]);
+    edit(&mut body);
+    sign(&body, &[repo.client_snapshot_key().unwrap()])
+}
+
+/// `refused` for a targets+snapshot batch whose snapshot is wrong.
+async fn refused_snapshot(server: &TestServer, repo: &mut TestRepo, targets: &Bytes, snapshot: &Bytes) -> String {
+    let parts = [part("targets", targets), part("snapshot", snapshot)];
+    refused(server, repo, &[], &parts, Expect::Invalid("ErrBadSnapshot")).await
+}
+
 async fn published_targets(server: &TestServer, repo: &mut TestRepo, n: usize) -> Vec<Bytes> {
     let mut versions = vec![repo.published["targets"].clone()];
     for i in 0..n {
@@ -157,17 +170,8 @@ async fn rb_07_fast_forward_versions_are_refused() {
     }
     // The same ceiling holds for client snapshots and roots.
     let targets = repo.next_targets(json!({}), no_delegations());
-    let mut snapshot = repo.snapshot_body(2_147_483_647, &[part("targets", &targets)]);
-    snapshot["version"] = json!(2_147_483_647);
-    let snapshot = sign(&snapshot, &[repo.client_snapshot_key().unwrap()]);
-    refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &targets), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    let snapshot = edited_snapshot(&repo, 2_147_483_647, &targets, |_| {});
+    refused_snapshot(&server, &mut repo, &targets, &snapshot).await;
     let root = sign(&repo.root_body(2_147_483_647), &[&repo.root_key]);
     let parts = with_snapshot(&mut repo, vec![part("root", &root)]);
     refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
@@ -195,17 +199,8 @@ async fn fz_01_expired_uploads_are_refused() {
     refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
 
     let targets = repo.next_targets(json!({}), current_delegations(&server, &repo).await);
-    let mut body = repo.snapshot_body(repo.snapshot_version + 1, &[part("targets", &targets)]);
-    body["expires"] = json!(past);
-    let snapshot = sign(&body, &[repo.client_snapshot_key().unwrap()]);
-    refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &targets), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    let snapshot = edited_snapshot(&repo, repo.snapshot_version + 1, &targets, |body| body["expires"] = json!(past));
+    refused_snapshot(&server, &mut repo, &targets, &snapshot).await;
 
     // Delegations get exactly the checks top-level targets get.
     let releases = Delegation::new("targets/releases", vec![TestKey::ecdsa()]);
@@ -227,28 +222,14 @@ async fn mm_01_client_snapshot_must_match_the_uploaded_targets() {
     let other =
         sign(&targets_body(repo.targets_version, json!({ "b": target(b"b") }), no_delegations()), &[&repo.targets_key]);
     let snapshot = repo.next_snapshot(&[part("targets", &other)]).unwrap();
-    let message = refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &targets), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    let message = refused_snapshot(&server, &mut repo, &targets, &snapshot).await;
     assert!(message.contains("targets"), "{message}");
     // Right hashes, wrong length.
     let targets = repo.next_targets(json!({ "c": target(b"c") }), no_delegations());
-    let mut body = repo.snapshot_body(repo.snapshot_version + 1, &[part("targets", &targets)]);
-    body["meta"]["targets"]["length"] = json!(targets.len() + 1);
-    let snapshot = sign(&body, &[repo.client_snapshot_key().unwrap()]);
-    refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &targets), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    let snapshot = edited_snapshot(&repo, repo.snapshot_version + 1, &targets, |body| {
+        body["meta"]["targets"]["length"] = json!(targets.len() + 1)
+    });
+    refused_snapshot(&server, &mut repo, &targets, &snapshot).await;
 }
 
 #[tokio::test]
@@ -256,17 +237,10 @@ async fn mm_02_client_snapshot_must_name_the_current_root() {
     let server = TestServer::start().await;
     let mut repo = TestRepo::init(&server, "example.com/mm02/app", false).await;
     let targets = repo.next_targets(json!({}), no_delegations());
-    let mut body = repo.snapshot_body(repo.snapshot_version + 1, &[part("targets", &targets)]);
-    body["meta"]["root"] = file_meta(b"some other root");
-    let snapshot = sign(&body, &[repo.client_snapshot_key().unwrap()]);
-    refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &targets), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    let snapshot = edited_snapshot(&repo, repo.snapshot_version + 1, &targets, |body| {
+        body["meta"]["root"] = file_meta(b"some other root")
+    });
+    refused_snapshot(&server, &mut repo, &targets, &snapshot).await;
 }
 
 #[tokio::test]
@@ -277,14 +251,7 @@ async fn mm_03_bytes_that_differ_from_the_snapshot_are_refused() {
     let snapshot = repo.next_snapshot(&[part("targets", &targets)]).unwrap();
     // A leading space: the signature still verifies, the bytes are not the listed ones.
     let spaced = Bytes::from([b" ".as_slice(), &targets].concat());
-    refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &spaced), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    refused_snapshot(&server, &mut repo, &spaced, &snapshot).await;
     // A duplicated signature entry: same signed content, other bytes.
     let targets = repo.next_targets(json!({ "b": target(b"b") }), no_delegations());
     let snapshot = repo.next_snapshot(&[part("targets", &targets)]).unwrap();
@@ -292,14 +259,7 @@ async fn mm_03_bytes_that_differ_from_the_snapshot_are_refused() {
     let signature = document["signatures"][0].clone();
     document["signatures"].as_array_mut().unwrap().push(signature);
     let doubled = envelope(&document["signed"], document["signatures"].as_array().unwrap());
-    refused(
-        &server,
-        &mut repo,
-        &[],
-        &[part("targets", &doubled), part("snapshot", &snapshot)],
-        Expect::Invalid("ErrBadSnapshot"),
-    )
-    .await;
+    refused_snapshot(&server, &mut repo, &doubled, &snapshot).await;
 }
 
 #[tokio::test]

@@ -66,18 +66,20 @@ fn parse_file(file: &str) -> TufFile {
     }
     let Some(stem) = file.strip_suffix(".json") else { return TufFile::Unknown };
     let role = |name: &str| RoleName::parse(name);
-    if let Some((name, checksum)) = stem.rsplit_once('.') {
-        if matches!(checksum.len(), 64 | 96 | 128) && checksum.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return role(name).map_or(TufFile::Unknown, |r| TufFile::ByChecksum(r, checksum.to_string()));
-        }
+    if let Some((name, checksum)) = stem.rsplit_once('.')
+        && matches!(checksum.len(), 64 | 96 | 128)
+        && checksum.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return role(name).map_or(TufFile::Unknown, |r| TufFile::ByChecksum(r, checksum.to_string()));
     }
-    if let Some((version, name)) = stem.split_once('.') {
-        if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) {
-            return match (version.parse::<i64>(), role(name)) {
-                (Ok(version), Some(role)) => TufFile::ByVersion(role, version),
-                _ => TufFile::Unknown,
-            };
-        }
+    if let Some((version, name)) = stem.split_once('.')
+        && !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit())
+    {
+        return match (version.parse::<i64>(), role(name)) {
+            (Ok(version), Some(role)) => TufFile::ByVersion(role, version),
+            _ => TufFile::Unknown,
+        };
     }
     role(stem).map_or(TufFile::Unknown, TufFile::Current)
 }

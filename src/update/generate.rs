@@ -100,6 +100,9 @@ pub fn make_timestamp(
     Ok((file, signers))
 }
 
+/// Files to commit and the server keys that signed them.
+pub type SignedFiles = (Vec<SignedFile>, Vec<String>);
+
 /// What a GET of current metadata must write first: a renewed timestamp, and a renewed
 /// snapshot too when the server holds its key and it is near expiry (spec §6.2, catalogue
 /// FZ-02, FZ-03). `None` when nothing needs renewing.
@@ -108,7 +111,7 @@ pub fn renewal(
     keys: &KeyRing,
     settings: &Settings,
     now: OffsetDateTime,
-) -> Result<Option<(Vec<SignedFile>, Vec<String>)>, UpdateError> {
+) -> Result<Option<SignedFiles>, UpdateError> {
     let (Some(root), Some(snapshot), Some(timestamp)) =
         (state.base(BaseRole::Root), state.base(BaseRole::Snapshot), state.base(BaseRole::Timestamp))
     else {

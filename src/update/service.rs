@@ -6,7 +6,7 @@
 //! never rests on data that changed in between (catalogue CC-01..03). The commit itself is
 //! conditional on the repository generation, which keeps this true across processes.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -65,9 +65,7 @@ impl TrustService {
     }
 
     async fn lock(&self, gun: &Gun) -> MutexGuard<'_, ()> {
-        let mut hasher = self.hasher.build_hasher();
-        gun.hash(&mut hasher);
-        self.locks[hasher.finish() as usize % LOCK_STRIPES].lock().await
+        self.locks[self.hasher.hash_one(gun) as usize % LOCK_STRIPES].lock().await
     }
 
     /// The current state, from the cache or the store.
@@ -185,10 +183,10 @@ impl TrustService {
 
     pub async fn by_checksum(&self, gun: &Gun, role: &RoleName, sha256: &str) -> Result<Served, UpdateError> {
         // The current file is the one clients ask for most: answer it from memory.
-        if let Some(file) = self.state(gun).await?.get(role) {
-            if file.sha256 == sha256 {
-                return Ok(Served::from(file.as_ref()));
-            }
+        if let Some(file) = self.state(gun).await?.get(role)
+            && file.sha256 == sha256
+        {
+            return Ok(Served::from(file.as_ref()));
         }
         let record = self.store.by_checksum(gun.as_str(), role.as_str(), sha256).await?;
         record.map(|r| Served { bytes: r.data, created_at: r.created_at }).ok_or(UpdateError::NotFound)
@@ -200,10 +198,10 @@ impl TrustService {
         let _guard = self.lock(gun).await;
         let state = self.state(gun).await?;
         let keys = self.keystore.keyring(gun).await?;
-        if let Some(root) = state.base(BaseRole::Root).and_then(|r| r.file.root()) {
-            if let Some(id) = root.role(role).key_ids.iter().find(|id| keys.holds(role, id)) {
-                return Ok(keys.public_key(id)?);
-            }
+        if let Some(root) = state.base(BaseRole::Root).and_then(|r| r.file.root())
+            && let Some(id) = root.role(role).key_ids.iter().find(|id| keys.holds(role, id))
+        {
+            return Ok(keys.public_key(id)?);
         }
         Ok(self.keystore.pending_key(gun, role, &keys).await?)
     }
