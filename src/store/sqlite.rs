@@ -23,6 +23,9 @@ use super::{
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// Held for the life of the store: a second server on the same file would serve its
+    /// own stale cache of what this one writes.
+    _lock: Option<std::fs::File>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -30,6 +33,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Database(format!("opening {}: {e}", lock_path.display())))?;
+        lock.try_lock()
+            .map_err(|_| StoreError::Database(format!("{} is in use by another notarius server", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -37,7 +49,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        Self::with_options(options).await
+        let mut store = Self::with_options(options).await?;
+        store._lock = Some(lock);
+        Ok(store)
     }
 
     /// A private in-memory database (tests).
@@ -64,7 +78,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(false))
             .await?;
-        Ok(SqliteStore { reader, writer })
+        Ok(SqliteStore { reader, writer, _lock: None })
     }
 
     /// Closes both pools, checkpointing the WAL.
@@ -402,6 +416,18 @@ mod tests {
         assert_eq!(store.by_version("g", "timestamp", 1).await.unwrap().unwrap().data, Bytes::from("t1"));
         assert_eq!(store.by_checksum("g", "timestamp", "timestamp-2").await.unwrap().unwrap().version, 2);
         assert!(store.by_checksum("g", "root", "timestamp-2").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_database_file_serves_one_server_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notarius.db");
+        let first = SqliteStore::open(&path).await.unwrap();
+        let second = SqliteStore::open(&path).await;
+        assert!(matches!(second, Err(StoreError::Database(message)) if message.contains("in use")));
+        first.close().await;
+        drop(first);
+        SqliteStore::open(&path).await.unwrap();
     }
 
     #[tokio::test]

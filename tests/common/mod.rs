@@ -579,19 +579,3 @@ impl TestRepo {
 pub fn part(role: &str, bytes: &Bytes) -> (String, Bytes) {
     (role.to_string(), bytes.clone())
 }
-
-/// Whether a program is on PATH; with NOTARIUS_REQUIRE_EXTERNAL=1 a missing one fails.
-pub fn require_program(name: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("NOTARIUS_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!("{name} not found and NOTARIUS_REQUIRE_EXTERNAL=1");
-        }
-        eprintln!("skipped: {name} not found");
-    }
-    found
-}

@@ -1,0 +1,300 @@
+//! Shared by the interop tests (`interop_notary`, `interop_docker`): finding outside
+//! programs, a `notarius serve` process per test, plain HTTPS reads of the Notary routes,
+//! and running client commands with their output kept for the failure message.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use notarius::tuf::{PublicKey, RoleName, SignedFile};
+
+/// Finds `program` on `PATH`. When it is missing the test is skipped with a message, unless
+/// `NOTARIUS_REQUIRE_EXTERNAL=1`, which makes a missing program a failure.
+pub fn require(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
+    });
+    if found.is_none() {
+        if std::env::var("NOTARIUS_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("{program} not found on PATH, and NOTARIUS_REQUIRE_EXTERNAL=1 requires it");
+        }
+        eprintln!("skipped: {program} not found");
+    }
+    found
+}
+
+/// All of `programs`, or `None` (after the skip message of the first missing one).
+pub fn require_all<const N: usize>(programs: [&str; N]) -> Option<[PathBuf; N]> {
+    let mut found = Vec::with_capacity(N);
+    for program in programs {
+        found.push(require(program)?);
+    }
+    found.try_into().ok()
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// A name no other test or earlier run uses: `<prefix>-<pid>-<nanoseconds>`.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+/// The output of one finished command, with what it was for the failure messages.
+pub struct Run {
+    pub what: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panics with the full output unless the command succeeded.
+    pub fn ok(self) -> Run {
+        assert!(self.status.success(), "command failed: {}", self.describe());
+        self
+    }
+
+    /// Panics with the full output unless the command failed.
+    pub fn failed(self) -> Run {
+        assert!(!self.status.success(), "command was expected to fail but succeeded: {}", self.describe());
+        self
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{}\n  status: {}\n  stdout:\n{}\n  stderr:\n{}", self.what, self.status, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `command` to completion with stdin from `input` (empty when `None`).
+pub fn run(mut command: Command, input: Option<&str>) -> Run {
+    let what = format!("{command:?}");
+    command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    if let Some(text) = input {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("writing to {what}: {e}"));
+    }
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    Run {
+        what,
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// How long a starting server may take before the test gives up on it. This bounds a hang;
+/// no assertion depends on how fast anything is.
+const START_LIMIT: Duration = Duration::from_secs(120);
+const START_ATTEMPTS: usize = 5;
+
+/// A `notarius serve` process on a free loopback port, with its own data and keys folders.
+/// Dropping it kills the process.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    /// `https://localhost:PORT`: the name the development certificate is made for.
+    pub url: String,
+    /// The development CA the server wrote to `<keys-dir>/tls/ca.crt`.
+    pub ca: PathBuf,
+    log: PathBuf,
+    /// Set once the server answered over TLS with its own CA.
+    http: Option<reqwest::Client>,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        // The chosen port is released before the server binds it, so another process can
+        // take it in between; the server then exits and we try again with another port.
+        let mut failures = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            match Server::try_start() {
+                Ok(server) => return server,
+                Err(why) => {
+                    let _ = writeln!(failures, "attempt {attempt}: {why}");
+                }
+            }
+        }
+        panic!("notarius serve did not start:\n{failures}");
+    }
+
+    fn try_start() -> Result<Server, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a free port: {e}"))?
+            .port();
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("tokio: {e}"))?;
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
+        let log_err = log_file.try_clone().map_err(|e| format!("log file: {e}"))?;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_notarius"));
+        // Settings from the caller's environment (a database URL, GUN prefixes, plain HTTP)
+        // would change the server under test.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("NOTARIUS_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--keys-dir")
+            .arg(dir.path().join("keys"))
+            .env("NOTARIUS_LOG", "info")
+            .env("NOTARIUS_KEY_PASSPHRASE", "interop-test-passphrase")
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", env!("CARGO_BIN_EXE_notarius")))?;
+        let mut server = Server {
+            child,
+            port,
+            url: format!("https://localhost:{port}"),
+            ca: dir.path().join("keys/tls/ca.crt"),
+            log,
+            http: None,
+            runtime,
+            _dir: dir,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Waits until the health route answers 200 over TLS verified with *this* server's CA,
+    /// so a different process that happens to hold the port is never mistaken for ours.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let mut client = None;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("the server exited with {status}:\n{}", self.log()));
+            }
+            if started.elapsed() > START_LIMIT {
+                return Err(format!("the server was not ready after {START_LIMIT:?}:\n{}", self.log()));
+            }
+            if client.is_none() {
+                client = std::fs::read(&self.ca).ok().and_then(|pem| https_client(&pem).ok());
+            }
+            if let Some(http) = &client {
+                let url = format!("{}/_notary_server/health", self.url);
+                let answered = self.runtime.block_on(async { http.get(&url).send().await.map(|r| r.status()) });
+                if answered.is_ok_and(|status| status.is_success()) {
+                    self.http = Some(http.clone());
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET <url><path>`: the status and the exact body bytes.
+    pub fn get(&self, path: &str) -> (u16, Bytes) {
+        let url = format!("{}{path}", self.url);
+        self.runtime
+            .block_on(async {
+                let http = self.http.as_ref().expect("the server is ready");
+                let response = http.get(&url).send().await?;
+                let status = response.status().as_u16();
+                Ok::<_, reqwest::Error>((status, response.bytes().await?))
+            })
+            .unwrap_or_else(|e| panic!("GET {url}: {e}\nserver log:\n{}", self.log()))
+    }
+
+    /// `GET /v2/<gun>/_trust/tuf/<file>`, which must answer 200; the body bytes.
+    pub fn trust_file(&self, gun: &str, file: &str) -> Bytes {
+        let (status, body) = self.get(&format!("/v2/{gun}/_trust/tuf/{file}"));
+        assert_eq!(status, 200, "GET /v2/{gun}/_trust/tuf/{file}: {}", String::from_utf8_lossy(&body));
+        body
+    }
+
+    /// The current file of `role`, parsed.
+    pub fn current(&self, gun: &str, role: &str) -> SignedFile {
+        let bytes = self.trust_file(gun, &format!("{role}.json"));
+        parse(role, bytes)
+    }
+
+    /// The key the server holds for `role` (timestamp or snapshot) of `gun`, from
+    /// `GET /v2/<gun>/_trust/tuf/<role>.key`.
+    pub fn server_key(&self, gun: &str, role: &str) -> PublicKey {
+        let body = self.trust_file(gun, &format!("{role}.key"));
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("a key is JSON");
+        PublicKey::from_parts(
+            json["keytype"].as_str().expect("keytype"),
+            json["keyval"]["public"].as_str().expect("keyval.public"),
+            !json["keyval"]["private"].is_null(),
+        )
+        .unwrap_or_else(|e| panic!("{role}.key of {gun} is not a public key: {e}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTPS client that trusts only the CA in `ca_pem`.
+pub fn https_client(ca_pem: &[u8]) -> reqwest::Result<reqwest::Client> {
+    // reqwest is built without a crypto provider: use ring, as the server does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(ca_pem)?;
+    reqwest::Client::builder().tls_certs_only([ca]).build()
+}
+
+/// Parses `bytes` as the file of `role`, or panics naming the role.
+pub fn parse(role: &str, bytes: Bytes) -> SignedFile {
+    let name = RoleName::parse(role).unwrap_or_else(|| panic!("{role} is not a role name"));
+    SignedFile::parse(name, bytes).unwrap_or_else(|e| panic!("{role} does not parse: {e}"))
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// Writes a self-signed P-256 certificate for `/CN=<name>` and its unencrypted key to
+/// `<dir>/<name>.crt` and `<dir>/<name>.key`, as `openssl req` does in the conformance
+/// script; returns (certificate, key).
+pub fn make_certificate(openssl: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let mut command = Command::new(openssl);
+    command
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "365"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .arg("-subj")
+        .arg(format!("/CN={name}"));
+    run(command, None).ok();
+    (cert, key)
+}
