@@ -79,8 +79,10 @@ impl KeyMaterial {
     /// RSA modulus size in bits (0 for other keys).
     pub fn rsa_bits(&self) -> usize {
         match self {
+            // `modulus` has no leading zero bytes, so only its first byte's zero bits count;
+            // an all-zero modulus is empty and has no bits.
             KeyMaterial::Rsa { modulus, .. } => {
-                modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize)
+                (modulus.len() * 8).saturating_sub(modulus.first().map_or(0, |b| b.leading_zeros() as usize))
             }
             _ => 0,
         }
@@ -441,6 +443,18 @@ mod tests {
         assert!(PublicKey::from_parts("ECDSA", ecdsa, false).is_err());
         assert!(PublicKey::from_parts("ecdsa", ecdsa, true).is_err());
         assert!(PublicKey::from_parts("ecdsa-x509", ecdsa, false).is_err());
+    }
+
+    #[test]
+    fn degenerate_rsa_keys_are_refused_without_panicking() {
+        for modulus in [vec![], vec![0u8; 256], vec![1u8]] {
+            let material =
+                KeyMaterial::Rsa { modulus: strip_leading_zeros(&modulus).to_vec(), exponent: vec![1, 0, 1] };
+            let der = spki_der(&material);
+            assert!(PublicKey::new(KeyType::Rsa, der).is_err());
+        }
+        let bits = KeyMaterial::Rsa { modulus: vec![0x01, 0x00], exponent: vec![3] }.rsa_bits();
+        assert_eq!(bits, 9);
     }
 
     #[test]
