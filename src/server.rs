@@ -112,7 +112,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .await
         .context("opening the keystore")?;
     let trust = Arc::new(TrustService::new(store, keystore, config.update.clone(), config.cache_bytes));
-    let app = router(AppState { trust, http: Arc::new(config.http.clone()), metrics: prometheus() })
+    let app = router(AppState::new(trust, config.http.clone(), prometheus()))
         .into_make_service_with_connect_info::<SocketAddr>();
 
     let handle: Handle<SocketAddr> = Handle::new();

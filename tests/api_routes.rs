@@ -281,3 +281,16 @@ async fn gun_prefixes_filter_before_anything_else() {
     assert_eq!(server.get("/v2/").await.status(), 200);
     assert_eq!(server.get("/v2/_trust/changefeed?records=1").await.status(), 200);
 }
+
+#[tokio::test]
+async fn caching_can_be_turned_off() {
+    let server = TestServer::with(|c| c.http.current_max_age = 0).await;
+    let gun = "example.com/routes/nocache";
+    TestRepo::init(&server, gun, true).await;
+    let current = server.get(&format!("/v2/{gun}/_trust/tuf/timestamp.json")).await;
+    assert_eq!(current.headers()["cache-control"], "max-age=0, no-cache, no-store");
+    assert_eq!(current.headers()["pragma"], "no-cache");
+    let pinned = server.get(&format!("/v2/{gun}/_trust/tuf/1.root.json")).await;
+    assert_eq!(pinned.headers()["cache-control"], "public, max-age=2592000, s-maxage=2592000");
+    assert!(pinned.headers().get("pragma").is_none());
+}

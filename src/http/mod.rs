@@ -57,7 +57,18 @@ impl Default for HttpSettings {
 pub struct AppState {
     pub trust: Arc<TrustService>,
     pub http: Arc<HttpSettings>,
+    pub cache_control: trust::CachePolicy,
     pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(trust: Arc<TrustService>, http: HttpSettings, metrics: PrometheusHandle) -> AppState {
+        let cache_control = trust::CachePolicy {
+            current: trust::CacheHeaders::new(http.current_max_age, true),
+            consistent: trust::CacheHeaders::new(http.consistent_max_age, false),
+        };
+        AppState { trust, http: Arc::new(http), cache_control, metrics }
+    }
 }
 
 /// The whole application: Notary's routes, health and metrics, and the middleware.

@@ -101,17 +101,17 @@ async fn route_request(
         (TrustPath::File { gun, file: TufFile::Current(role) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
             let served = app.trust.current(&gun, &role).await?;
-            Ok(metadata_response(served, app.http.current_max_age, true))
+            Ok(metadata_response(served, &app.cache_control.current))
         }
         (TrustPath::File { gun, file: TufFile::ByVersion(role, version) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
             let served = app.trust.by_version(&gun, &role, version).await?;
-            Ok(metadata_response(served, app.http.consistent_max_age, false))
+            Ok(metadata_response(served, &app.cache_control.consistent))
         }
         (TrustPath::File { gun, file: TufFile::ByChecksum(role, checksum) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
             let served = app.trust.by_checksum(&gun, &role, &checksum).await?;
-            Ok(metadata_response(served, app.http.consistent_max_age, false))
+            Ok(metadata_response(served, &app.cache_control.consistent))
         }
         _ => Err(not_found),
     }
@@ -174,20 +174,43 @@ fn key_response(key: &PublicKey) -> Response {
     text_response(Bytes::from(body))
 }
 
-/// Stored bytes verbatim with Notary's cache headers (spec §10).
-fn metadata_response(served: Served, max_age: u32, current: bool) -> Response {
+/// Notary's caching headers of one kind of metadata response (spec §10), made once.
+#[derive(Clone)]
+pub struct CacheHeaders {
+    cache_control: HeaderValue,
+    /// `Pragma: no-cache` goes with a max-age of 0.
+    no_cache: bool,
+}
+
+impl CacheHeaders {
+    /// `current` responses must be revalidated; pinned (by version or checksum) ones need not.
+    pub fn new(max_age: u32, current: bool) -> CacheHeaders {
+        let value = match (max_age, current) {
+            (0, _) => "max-age=0, no-cache, no-store".to_string(),
+            (age, true) => format!("public, max-age={age}, s-maxage={age}, must-revalidate"),
+            (age, false) => format!("public, max-age={age}, s-maxage={age}"),
+        };
+        CacheHeaders {
+            cache_control: HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("no-store")),
+            no_cache: max_age == 0,
+        }
+    }
+}
+
+/// Current and pinned cache headers.
+#[derive(Clone)]
+pub struct CachePolicy {
+    pub current: CacheHeaders,
+    pub consistent: CacheHeaders,
+}
+
+/// Stored bytes verbatim with Notary's cache headers.
+fn metadata_response(served: Served, cache: &CacheHeaders) -> Response {
     let mut response = text_response(served.bytes);
     let headers = response.headers_mut();
-    let cache_control = match (max_age, current) {
-        (0, _) => {
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            "max-age=0, no-cache, no-store".to_string()
-        }
-        (age, true) => format!("public, max-age={age}, s-maxage={age}, must-revalidate"),
-        (age, false) => format!("public, max-age={age}, s-maxage={age}"),
-    };
-    if let Ok(value) = HeaderValue::from_str(&cache_control) {
-        headers.insert(header::CACHE_CONTROL, value);
+    headers.insert(header::CACHE_CONTROL, cache.cache_control.clone());
+    if cache.no_cache {
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
     if let Ok(value) = HeaderValue::from_str(&http_date(served.created_at)) {
         headers.insert(header::LAST_MODIFIED, value);
