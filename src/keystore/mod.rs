@@ -199,15 +199,45 @@ impl Keystore {
     }
 }
 
-/// The server's keys for one repository, loaded once per operation.
+/// The server's keys for one repository. It is cached with the repository's state and
+/// replaced whenever a key is created or first used.
+#[derive(Clone)]
 pub struct KeyRing {
     keys: Vec<SealedKey>,
     kek: Arc<Kek>,
 }
 
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys.iter()).finish()
+    }
+}
+
 impl KeyRing {
+    /// Of `key_ids`, those that never signed before: a commit must mark them used.
+    pub fn pending<'a>(&self, key_ids: &'a [String]) -> Vec<&'a String> {
+        key_ids.iter().filter(|id| self.find(id).is_some_and(|k| k.last_used.is_none())).collect()
+    }
+
+    /// This ring after `key_ids` signed at `at`.
+    pub fn marked_used(&self, key_ids: &[String], at: OffsetDateTime) -> KeyRing {
+        let mut ring = self.clone();
+        for key in ring.keys.iter_mut().filter(|k| k.last_used.is_none() && key_ids.contains(&k.key_id)) {
+            key.last_used = Some(at);
+        }
+        ring
+    }
+
     fn find(&self, key_id: &str) -> Option<&SealedKey> {
         self.keys.iter().find(|k| k.key_id == key_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 
     /// True when the server holds `key_id` as a key of `role`.

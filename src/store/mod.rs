@@ -4,8 +4,9 @@
 //! - every accepted version of every role stays retrievable until the repository is
 //!   deleted, and a deleted repository's files move to an archive;
 //! - [`MetadataStore::commit`] is atomic and linearisable per repository: it applies only
-//!   if the repository is still at the generation the caller validated against, and only
-//!   if every file's version is above every stored version of its role.
+//!   if the repository is still at the generation the caller validated against (so the
+//!   caller's checks of versions against that state still hold), and never stores a
+//!   second file under one (repository, role, version).
 //!
 //! SQLite (one file, WAL) is the embedded engine; PostgreSQL fits behind the same traits.
 

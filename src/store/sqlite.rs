@@ -2,6 +2,9 @@
 //!
 //! All writes go through a pool of one connection, so commits are serialised without
 //! `SQLITE_BUSY` upgrades; reads use their own pool and never wait for a writer (WAL).
+//! Commits are grouped: those that arrive while one is being written share the next
+//! transaction and its one fsync, each inside its own savepoint so that one refused commit
+//! leaves the others whole.
 //! `synchronous = FULL`: an acknowledged publish survives a power cut, which matters
 //! because clients remember the timestamp versions they have seen.
 
@@ -14,6 +17,7 @@ use bytes::Bytes;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, sqlite::SqliteRow};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord, KeyStore,
@@ -23,6 +27,7 @@ use super::{
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    commits: mpsc::Sender<PendingCommit>,
     /// Held for the life of the store: a second server on the same file would serve its
     /// own stale cache of what this one writes.
     _lock: Option<std::fs::File>,
@@ -78,7 +83,8 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(false))
             .await?;
-        Ok(SqliteStore { reader, writer, _lock: None })
+        let commits = spawn_committer(writer.clone());
+        Ok(SqliteStore { reader, writer, commits, _lock: None })
     }
 
     /// Closes both pools, checkpointing the WAL.
@@ -131,6 +137,145 @@ fn sealed_key(row: &SqliteRow) -> Result<SealedKey, sqlx::Error> {
     })
 }
 
+/// A commit waiting for the writer, and where its outcome goes.
+struct PendingCommit {
+    commit: Commit,
+    reply: oneshot::Sender<StoreResult<i64>>,
+}
+
+/// Most commits sharing one transaction.
+const MAX_GROUP: usize = 64;
+
+/// The task that owns the writer connection's commits: it takes every commit that is
+/// waiting, writes them in one transaction, and answers each.
+fn spawn_committer(writer: SqlitePool) -> mpsc::Sender<PendingCommit> {
+    let (sender, mut receiver) = mpsc::channel::<PendingCommit>(4 * MAX_GROUP);
+    tokio::spawn(async move {
+        while let Some(first) = receiver.recv().await {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match receiver.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let results = commit_group(&writer, &group).await;
+            for (pending, result) in group.into_iter().zip(results) {
+                let _ = pending.reply.send(result);
+            }
+        }
+    });
+    sender
+}
+
+async fn commit_group(writer: &SqlitePool, group: &[PendingCommit]) -> Vec<StoreResult<i64>> {
+    let failed = |e: &sqlx::Error| (0..group.len()).map(|_| Err(StoreError::Database(e.to_string()))).collect();
+    let mut tx = match writer.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    if let [only] = group {
+        // Alone, a commit needs no savepoint: on failure the transaction is dropped.
+        let result = apply_commit(&mut tx, &only.commit).await;
+        if result.is_ok()
+            && let Err(e) = tx.commit().await
+        {
+            return failed(&e);
+        }
+        return vec![result];
+    }
+    let mut results = Vec::with_capacity(group.len());
+    for pending in group {
+        let result = match sqlx::query("SAVEPOINT pending_commit").execute(&mut *tx).await {
+            Err(e) => Err(e.into()),
+            Ok(_) => {
+                let result = apply_commit(&mut tx, &pending.commit).await;
+                let end = if result.is_ok() {
+                    "RELEASE pending_commit"
+                } else {
+                    "ROLLBACK TO pending_commit; RELEASE pending_commit"
+                };
+                match sqlx::raw_sql(end).execute(&mut *tx).await {
+                    Ok(_) => result,
+                    Err(e) => return failed(&e),
+                }
+            }
+        };
+        results.push(result);
+    }
+    match tx.commit().await {
+        Ok(()) => results,
+        Err(e) => failed(&e),
+    }
+}
+
+/// Writes one commit inside the open transaction `tx`.
+async fn apply_commit(tx: &mut sqlx::SqliteConnection, commit: &Commit) -> StoreResult<i64> {
+    let at = to_nanos(commit.at);
+    // Each statement is a round trip to the connection's worker thread, and the writer
+    // is shared by every repository: keep the statements few.
+    // The compare-and-swap that makes the commit conditional on the validated state.
+    let swapped = if commit.expected_generation == 0 {
+        sqlx::query(
+            "INSERT INTO repositories (gun, generation, created_at) VALUES (?, 1, ?) ON CONFLICT (gun) DO NOTHING",
+        )
+        .bind(&commit.gun)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+    } else {
+        sqlx::query("UPDATE repositories SET generation = generation + 1 WHERE gun = ? AND generation = ?")
+            .bind(&commit.gun)
+            .bind(commit.expected_generation)
+            .execute(&mut *tx)
+            .await?
+    };
+    if swapped.rows_affected() != 1 {
+        return Err(StoreError::Conflict);
+    }
+    // Versions were checked against the state at the expected generation, which the
+    // swap proved current; the unique index on (gun, role, version) backs that up.
+    if !commit.files.is_empty() {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO tuf_files (gun, role, version, sha256, data, created_at) ",
+        );
+        insert.push_values(&commit.files, |mut row, file| {
+            row.push_bind(&commit.gun)
+                .push_bind(&file.role)
+                .push_bind(file.version)
+                .push_bind(&file.sha256)
+                .push_bind(file.data.as_ref())
+                .push_bind(at);
+        });
+        insert.build().execute(&mut *tx).await.map_err(|e| match e {
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::OldVersion {
+                role: commit.files.iter().map(|f| f.role.as_str()).collect::<Vec<_>>().join(", "),
+            },
+            other => other.into(),
+        })?;
+    }
+    if let Some(timestamp) = commit.files.iter().find(|f| f.role == "timestamp") {
+        sqlx::query(
+            "INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, ?, ?, 'update')",
+        )
+        .bind(at)
+        .bind(&commit.gun)
+        .bind(timestamp.version)
+        .bind(&timestamp.sha256)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for key_id in &commit.keys_used {
+        sqlx::query("UPDATE private_keys SET last_used = ? WHERE key_id = ? AND gun = ? AND last_used IS NULL")
+            .bind(at)
+            .bind(key_id)
+            .bind(&commit.gun)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(commit.expected_generation + 1)
+}
+
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn current(&self, gun: &str) -> StoreResult<CurrentFiles> {
@@ -175,69 +320,10 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> StoreResult<i64> {
-        let at = to_nanos(commit.at);
-        let mut tx = self.writer.begin().await?;
-        let generation: i64 = sqlx::query_scalar("SELECT generation FROM repositories WHERE gun = ?")
-            .bind(&commit.gun)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
-        if generation != commit.expected_generation {
-            return Err(StoreError::Conflict);
-        }
-        for file in &commit.files {
-            let newest: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM tuf_files WHERE gun = ? AND role = ?")
-                    .bind(&commit.gun)
-                    .bind(&file.role)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if newest.is_some_and(|v| v >= file.version) {
-                return Err(StoreError::OldVersion { role: file.role.clone() });
-            }
-            sqlx::query(
-                "INSERT INTO tuf_files (gun, role, version, sha256, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&commit.gun)
-            .bind(&file.role)
-            .bind(file.version)
-            .bind(&file.sha256)
-            .bind(file.data.as_ref())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            if file.role == "timestamp" {
-                sqlx::query(
-                    "INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, ?, ?, 'update')",
-                )
-                .bind(at)
-                .bind(&commit.gun)
-                .bind(file.version)
-                .bind(&file.sha256)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        for key_id in &commit.keys_used {
-            sqlx::query("UPDATE private_keys SET last_used = ? WHERE key_id = ? AND gun = ? AND last_used IS NULL")
-                .bind(at)
-                .bind(key_id)
-                .bind(&commit.gun)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let next = generation + 1;
-        sqlx::query(
-            "INSERT INTO repositories (gun, generation, created_at) VALUES (?, ?, ?)
-             ON CONFLICT (gun) DO UPDATE SET generation = excluded.generation",
-        )
-        .bind(&commit.gun)
-        .bind(next)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(next)
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Database("the database writer has stopped".into());
+        self.commits.send(PendingCommit { commit, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn delete(&self, gun: &str, at: OffsetDateTime) -> StoreResult<bool> {
@@ -405,9 +491,9 @@ mod tests {
         assert_eq!(store.commit(commit(0, vec![file("root", 1, "r1"), file("timestamp", 1, "t1")])).await.unwrap(), 1);
         // Stale generation.
         assert!(matches!(store.commit(commit(0, vec![file("timestamp", 2, "t2")])).await, Err(StoreError::Conflict)));
-        // Old version: nothing of the commit lands.
+        // A version stored already: nothing of the commit lands, not even the generation.
         let err = store.commit(commit(1, vec![file("timestamp", 2, "t2"), file("root", 1, "again")])).await;
-        assert!(matches!(err, Err(StoreError::OldVersion { role }) if role == "root"));
+        assert!(matches!(err, Err(StoreError::OldVersion { role }) if role.contains("root")));
         let current = store.current("g").await.unwrap();
         assert_eq!(current.generation, 1);
         assert_eq!(current.files.len(), 2);
@@ -416,6 +502,44 @@ mod tests {
         assert_eq!(store.by_version("g", "timestamp", 1).await.unwrap().unwrap().data, Bytes::from("t1"));
         assert_eq!(store.by_checksum("g", "timestamp", "timestamp-2").await.unwrap().unwrap().version, 2);
         assert!(store.by_checksum("g", "root", "timestamp-2").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn grouped_commits_succeed_or_fail_one_by_one() {
+        let store = std::sync::Arc::new(SqliteStore::in_memory().await.unwrap());
+        let commit_for = |gun: &str, generation: i64, version: i64| Commit {
+            gun: gun.into(),
+            expected_generation: generation,
+            files: vec![file("timestamp", version, gun)],
+            keys_used: vec![],
+            at: OffsetDateTime::now_utc(),
+        };
+        store.commit(commit_for("stale", 0, 1)).await.unwrap();
+        // Many commits at once, so that they share transactions; one of them is stale and
+        // one repeats a stored version.
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let commit = match i {
+                7 => commit_for("stale", 0, 2),
+                13 => commit_for("stale", 1, 1),
+                _ => commit_for(&format!("gun-{i}"), 0, 1),
+            };
+            tasks.push(tokio::spawn(async move { (i, store.commit(commit).await) }));
+        }
+        for task in tasks {
+            let (i, result) = task.await.unwrap();
+            match i {
+                7 => assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}"),
+                13 => assert!(matches!(result, Err(StoreError::OldVersion { .. })), "{result:?}"),
+                _ => assert_eq!(result.unwrap(), 1),
+            }
+        }
+        // The refused commits left nothing behind, not even a generation bump.
+        let stale = store.current("stale").await.unwrap();
+        assert_eq!((stale.generation, stale.files.len()), (1, 1));
+        assert_eq!(store.changes(None, ChangeQuery { change_id: 0, records: 1000 }).await.unwrap().len(), 39);
+        assert_eq!(store.current("gun-39").await.unwrap().files[0].data, Bytes::from("gun-39"));
     }
 
     #[tokio::test]

@@ -73,11 +73,27 @@ impl TrustService {
         if let Some(state) = self.cache.get(gun) {
             return Ok(state);
         }
-        self.load(gun).await
+        // Fill the cache under the lock: a fill racing a commit could otherwise put the
+        // older state back after the commit cached the newer one.
+        let _guard = self.lock(gun).await;
+        self.state_locked(gun).await
     }
 
+    /// [`Self::state`] for a caller that holds the repository's lock.
+    async fn state_locked(&self, gun: &Gun) -> Result<Arc<RepoState>, UpdateError> {
+        match self.cache.get(gun) {
+            Some(state) => Ok(state),
+            None => self.load(gun).await,
+        }
+    }
+
+    /// Reads the state from the store into the cache; the caller holds the lock.
     async fn load(&self, gun: &Gun) -> Result<Arc<RepoState>, UpdateError> {
-        let state = Arc::new(RepoState::from_store(self.store.current(gun.as_str()).await?)?);
+        let (current, keys) =
+            tokio::try_join!(async { self.store.current(gun.as_str()).await.map_err(UpdateError::from) }, async {
+                self.keystore.keyring(gun).await.map_err(UpdateError::from)
+            },)?;
+        let state = Arc::new(RepoState::from_store(current, keys)?);
         self.cache.insert(gun.clone(), state.clone());
         Ok(state)
     }
@@ -104,12 +120,13 @@ impl TrustService {
                     data: f.bytes().clone(),
                 })
                 .collect(),
-            keys_used,
+            // Only keys that never signed need their first use recorded.
+            keys_used: state.keys.pending(&keys_used).into_iter().cloned().collect(),
             at: now,
         };
         match self.store.commit(commit).await {
             Ok(generation) => {
-                let next = Arc::new(state.with_files(generation, current));
+                let next = Arc::new(state.with_files(generation, current, state.keys.marked_used(&keys_used, now)));
                 self.cache.insert(gun.clone(), next.clone());
                 Ok(next)
             }
@@ -127,10 +144,9 @@ impl TrustService {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let state = self.state(gun).await?;
-            let keys = self.keystore.keyring(gun).await?;
+            let state = self.state_locked(gun).await?;
             let now = OffsetDateTime::now_utc();
-            match validate_update(gun, &state, &upload, &keys, &self.settings, now)? {
+            match validate_update(gun, &state, &upload, &state.keys, &self.settings, now)? {
                 Outcome::Unchanged => return Ok(()),
                 Outcome::Commit { files, keys_used } => match self.commit(gun, &state, files, keys_used, now).await {
                     Ok(_) => return Ok(()),
@@ -167,10 +183,9 @@ impl TrustService {
     async fn renew(&self, gun: &Gun) -> Result<Arc<RepoState>, UpdateError> {
         let _guard = self.lock(gun).await;
         // Another request may have renewed while this one waited (single flight, CC-04).
-        let state = self.state(gun).await?;
-        let keys = self.keystore.keyring(gun).await?;
+        let state = self.state_locked(gun).await?;
         let now = OffsetDateTime::now_utc();
-        match renewal(&state, &keys, &self.settings, now)? {
+        match renewal(&state, &state.keys, &self.settings, now)? {
             None => Ok(state),
             Some((files, keys_used)) => self.commit(gun, &state, files, keys_used, now).await,
         }
@@ -196,21 +211,31 @@ impl TrustService {
     /// a pending key for a repository (or role) the server does not sign for yet.
     pub async fn public_key(&self, gun: &Gun, role: BaseRole) -> Result<PublicKey, UpdateError> {
         let _guard = self.lock(gun).await;
-        let state = self.state(gun).await?;
-        let keys = self.keystore.keyring(gun).await?;
+        let state = self.state_locked(gun).await?;
         if let Some(root) = state.base(BaseRole::Root).and_then(|r| r.file.root())
-            && let Some(id) = root.role(role).key_ids.iter().find(|id| keys.holds(role, id))
+            && let Some(id) = root.role(role).key_ids.iter().find(|id| state.keys.holds(role, id))
         {
-            return Ok(keys.public_key(id)?);
+            return Ok(state.keys.public_key(id)?);
         }
-        Ok(self.keystore.pending_key(gun, role, &keys).await?)
+        self.pending_key(gun, role, &state).await
     }
 
     /// `POST {timestamp|snapshot}.key`: a new pending key, active once a root lists it.
     pub async fn rotate_key(&self, gun: &Gun, role: BaseRole) -> Result<PublicKey, UpdateError> {
         let _guard = self.lock(gun).await;
-        let keys = self.keystore.keyring(gun).await?;
-        Ok(self.keystore.pending_key(gun, role, &keys).await?)
+        let state = self.state_locked(gun).await?;
+        self.pending_key(gun, role, &state).await
+    }
+
+    /// The pending key of `role`, made if there is none; the cached key ring follows.
+    /// The caller holds the repository's lock.
+    async fn pending_key(&self, gun: &Gun, role: BaseRole, state: &RepoState) -> Result<PublicKey, UpdateError> {
+        let key = self.keystore.pending_key(gun, role, &state.keys).await?;
+        if !state.keys.holds(role, &key.id) {
+            let keys = self.keystore.keyring(gun).await?;
+            self.cache.insert(gun.clone(), Arc::new(state.with_keys(keys)));
+        }
+        Ok(key)
     }
 
     /// `DELETE /v2/{gun}/_trust/tuf/`: takes the repository out of service; its files

@@ -14,6 +14,7 @@ use ring::digest;
 use time::OffsetDateTime;
 
 use super::UpdateError;
+use crate::keystore::KeyRing;
 use crate::store::{CurrentFiles, FileRecord};
 use crate::tuf::{BaseRole, FileMeta, Gun, RoleName, SignedFile};
 
@@ -49,16 +50,17 @@ pub fn file_meta(bytes: &[u8]) -> FileMeta {
     FileMeta { length: bytes.len() as i64, hashes }
 }
 
-/// The newest file of every role of one repository.
-#[derive(Debug, Clone, Default)]
+/// The newest file of every role of one repository, and the server's keys for it.
+#[derive(Debug, Clone)]
 pub struct RepoState {
     /// Commit generation the state was read at (see `store::Commit`).
     pub generation: i64,
     pub files: BTreeMap<RoleName, Arc<CurrentFile>>,
+    pub keys: Arc<KeyRing>,
 }
 
 impl RepoState {
-    pub fn from_store(current: CurrentFiles) -> Result<RepoState, UpdateError> {
+    pub fn from_store(current: CurrentFiles, keys: KeyRing) -> Result<RepoState, UpdateError> {
         let mut files = BTreeMap::new();
         for FileRecord { role, data, created_at, .. } in current.files {
             let corrupt = |message: String| UpdateError::Corrupt { role: role.clone(), message };
@@ -66,7 +68,7 @@ impl RepoState {
             let file = SignedFile::parse(name.clone(), data).map_err(|e| corrupt(e.to_string()))?;
             files.insert(name, Arc::new(CurrentFile::new(file, created_at)));
         }
-        Ok(RepoState { generation: current.generation, files })
+        Ok(RepoState { generation: current.generation, files, keys: Arc::new(keys) })
     }
 
     pub fn get(&self, role: &RoleName) -> Option<&Arc<CurrentFile>> {
@@ -81,18 +83,28 @@ impl RepoState {
         self.base(BaseRole::Root).is_some()
     }
 
-    /// The state after a commit of `new_files` at `generation`.
-    pub fn with_files(&self, generation: i64, new_files: impl IntoIterator<Item = CurrentFile>) -> RepoState {
+    /// The state after a commit of `new_files` at `generation`, signed with `keys`.
+    pub fn with_files(
+        &self,
+        generation: i64,
+        new_files: impl IntoIterator<Item = CurrentFile>,
+        keys: KeyRing,
+    ) -> RepoState {
         let mut files = self.files.clone();
         for file in new_files {
             files.insert(file.file.role.clone(), Arc::new(file));
         }
-        RepoState { generation, files }
+        RepoState { generation, files, keys: Arc::new(keys) }
+    }
+
+    /// The same files with another key ring.
+    pub fn with_keys(&self, keys: KeyRing) -> RepoState {
+        RepoState { generation: self.generation, files: self.files.clone(), keys: Arc::new(keys) }
     }
 
     fn weight(&self) -> u64 {
         // Parsed structures cost roughly as much again as the bytes they came from.
-        512 + self.files.values().map(|f| 2 * f.bytes().len() as u64 + 256).sum::<u64>()
+        512 + 1024 * self.keys.len() as u64 + self.files.values().map(|f| 2 * f.bytes().len() as u64 + 256).sum::<u64>()
     }
 }
 
