@@ -60,6 +60,12 @@ fn with_snapshot(repo: &mut TestRepo, mut parts: Vec<(String, Bytes)>) -> Vec<(S
     parts
 }
 
+/// `refused` for a signed root file (with a client snapshot where the client signs it).
+async fn refused_root(server: &TestServer, repo: &mut TestRepo, root: Bytes) -> String {
+    let parts = with_snapshot(repo, vec![part("root", &root)]);
+    refused(server, repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await
+}
+
 /// A client snapshot for `targets` at `version`, edited by `edit` before signing.
 fn edited_snapshot(repo: &TestRepo, version: i64, targets: &Bytes, edit: impl FnOnce(&mut Value)) -> Bytes {
     let mut body = repo.snapshot_body(version, &[part("targets", targets)]);
@@ -195,8 +201,7 @@ async fn fz_01_expired_uploads_are_refused() {
     let mut body = repo.root_body(repo.root_version + 1);
     body["expires"] = json!(past);
     let file = sign(&body, &[&repo.root_key]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    refused_root(&server, &mut repo, file).await;
 
     let targets = repo.next_targets(json!({}), current_delegations(&server, &repo).await);
     let snapshot = edited_snapshot(&repo, repo.snapshot_version + 1, &targets, |body| body["expires"] = json!(past));
@@ -373,8 +378,7 @@ async fn th_02_one_key_under_two_key_ids() {
     body["keys"][&as_cert.id] = public_key_json(&as_cert);
     body["roles"]["targets"] = json!({ "keyids": [repo.targets_key.public.id, as_cert.id], "threshold": 2 });
     let file = sign(&body, &[&repo.root_key]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    let message = refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    let message = refused_root(&server, &mut repo, file).await;
     assert!(message.contains("same public key"), "{message}");
 
     // In delegations: a threshold-2 role whose two key IDs are one key.
@@ -397,8 +401,7 @@ async fn th_03_thresholds_below_one() {
             let mut body = repo.root_body(repo.root_version + 1);
             body["roles"][role]["threshold"] = json!(threshold);
             let file = sign(&body, &[&repo.root_key]);
-            let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-            let message = refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+            let message = refused_root(&server, &mut repo, file).await;
             assert!(message.contains("threshold"), "{role} {threshold}: {message}");
         }
     }
@@ -419,15 +422,13 @@ async fn th_05_the_server_must_hold_the_timestamp_keys() {
     body["keys"][&other.public.id] = other.key_json();
     body["roles"]["timestamp"] = json!({ "keyids": [repo.timestamp.id, other.public.id], "threshold": 2 });
     let file = sign(&body, &[&repo.root_key]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    refused_root(&server, &mut repo, file).await;
     // (b) a key the server does not hold.
     let mut body = repo.root_body(repo.root_version + 1);
     body["keys"][&other.public.id] = other.key_json();
     body["roles"]["timestamp"] = json!({ "keyids": [other.public.id], "threshold": 1 });
     let file = sign(&body, &[&repo.root_key]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    let message = refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    let message = refused_root(&server, &mut repo, file).await;
     assert!(message.contains("timestamp"), "{message}");
 
     // (c) a new repository for which the server holds no timestamp key at all; no key
@@ -533,8 +534,7 @@ async fn kt_02_mislabelled_and_weak_keys_are_refused() {
         body["keys"][&id] = key.clone();
         body["roles"]["targets"]["keyids"].as_array_mut().unwrap().push(json!(id));
         let file = sign(&body, &[&repo.root_key]);
-        let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-        refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+        refused_root(&server, &mut repo, file).await;
         // And as a delegation key.
         let delegations = json!({ "keys": { id.clone(): key }, "roles": [{ "name": "targets/x", "keyids": [id], "threshold": 1, "paths": [""] }] });
         let targets = repo.next_targets(json!({}), delegations);
@@ -550,8 +550,7 @@ async fn kt_07_root_keys_must_be_certificates() {
     let bare = TestKey::ecdsa();
     let body = repo.root_body_with(repo.root_version + 1, &[&bare.public], 1);
     let file = sign(&body, &[&repo.root_key, &bare]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    let message = refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    let message = refused_root(&server, &mut repo, file).await;
     assert!(message.contains("unable to retrieve valid leaf certificates"), "{message}");
     // And a brand-new repository cannot start with one either.
     let mut fresh = TestRepo::new(&server, "example.com/kt07/fresh", false).await;
@@ -612,15 +611,13 @@ async fn cv_01_a_root_certificate_for_another_gun() {
     let other = TestKey::root_cert("docker.io/acme/other");
     let body = repo.root_body_with(repo.root_version + 1, &[&other.public], 1);
     let file = sign(&body, &[&repo.root_key, &other]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    let message = refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    let message = refused_root(&server, &mut repo, file).await;
     assert!(message.contains("does not match"), "{message}");
     // A prefix wildcard is honoured only at a path boundary.
     let wildcard = TestKey::root_cert("docker.io/ac*");
     let body = repo.root_body_with(repo.root_version + 1, &[&wildcard.public], 1);
     let file = sign(&body, &[&repo.root_key, &wildcard]);
-    let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-    refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+    refused_root(&server, &mut repo, file).await;
     let wildcard = TestKey::root_cert("docker.io/acme/*");
     let body = repo.root_body_with(repo.root_version + 1, &[&wildcard.public], 1);
     repo.root_version += 1;
@@ -641,8 +638,7 @@ async fn cv_02_expired_or_future_root_certificates() {
         let key = TestKey::root_cert_valid(gun, not_before, not_after);
         let body = repo.root_body_with(repo.root_version + 1, &[&key.public], 1);
         let file = sign(&body, &[&repo.root_key, &key]);
-        let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-        refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+        refused_root(&server, &mut repo, file).await;
     }
 }
 
@@ -696,8 +692,7 @@ async fn rr_06_a_root_missing_a_base_role() {
         let mut body = repo.root_body(repo.root_version + 1);
         body["roles"].as_object_mut().unwrap().remove(role);
         let file = sign(&body, &[&repo.root_key]);
-        let parts = with_snapshot(&mut repo, vec![part("root", &file)]);
-        refused(&server, &mut repo, &[], &parts, Expect::Invalid("ErrBadRoot")).await;
+        refused_root(&server, &mut repo, file).await;
     }
 }
 
