@@ -56,6 +56,7 @@ pub struct RunningServer {
     pub ca_cert: Option<PathBuf>,
     pub scheme: &'static str,
     handle: Handle<SocketAddr>,
+    shutdown_grace: Duration,
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<SqliteStore>,
 }
@@ -67,7 +68,7 @@ impl RunningServer {
 
     /// Stops accepting connections, lets requests in flight finish, and closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.handle.graceful_shutdown(Some(Duration::from_secs(30)));
+        self.handle.graceful_shutdown(Some(self.shutdown_grace));
         self.wait().await
     }
 
@@ -144,5 +145,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         }
     };
     let local_addr = handle.listening().await.context("the listener did not start")?;
-    Ok(RunningServer { local_addr, ca_cert, scheme, handle, task, store: sqlite })
+    Ok(RunningServer {
+        local_addr,
+        ca_cert,
+        scheme,
+        handle,
+        shutdown_grace: config.shutdown_grace,
+        task,
+        store: sqlite,
+    })
 }

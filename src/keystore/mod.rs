@@ -157,10 +157,6 @@ impl Keystore {
         Ok(Keystore { store, kek: Arc::new(kek), algorithm })
     }
 
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        self.algorithm
-    }
-
     /// The keys held for `gun`, ready to answer `holds` and to sign.
     pub async fn keyring(&self, gun: &Gun) -> Result<KeyRing, KeystoreError> {
         let keys = self.store.keys_for(gun.as_str()).await?;

@@ -149,10 +149,6 @@ impl SigningKey {
         Ok(SigningKey { algorithm, pkcs8, public })
     }
 
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        self.algorithm
-    }
-
     pub fn public_key(&self) -> &PublicKey {
         &self.public
     }

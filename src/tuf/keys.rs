@@ -164,18 +164,6 @@ impl PublicKey {
         Ok(PublicKey { key_type, public, id, material, certificates })
     }
 
-    /// The key ID of the plain key inside a certificate (Notary's "canonical key ID", used
-    /// to name private keys); equal to [`PublicKey::id`] for keys that are not certificates.
-    pub fn canonical_id(&self) -> String {
-        match self.key_type {
-            KeyType::EcdsaX509 | KeyType::RsaX509 => {
-                let plain = if self.key_type == KeyType::EcdsaX509 { KeyType::Ecdsa } else { KeyType::Rsa };
-                key_id(plain, &spki_der(&self.material))
-            }
-            _ => self.id.clone(),
-        }
-    }
-
     pub fn to_json(&self) -> String {
         key_json(self.key_type, &self.public)
     }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::generate::{needs_renewal, renewal};
-use super::state::{CurrentFile, RepoState, StateCache, sha256_hex};
+use super::state::{CurrentFile, RepoState, StateCache};
 use super::validate::{Outcome, Upload, validate_update};
 use super::{Settings, UpdateError};
 use crate::keystore::Keystore;
@@ -249,14 +249,5 @@ impl TrustService {
 
     pub async fn changes(&self, gun: Option<&Gun>, query: ChangeQuery) -> Result<Vec<Change>, UpdateError> {
         Ok(self.store.changes(gun.map(Gun::as_str), query).await?)
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// Checksum of bytes as URLs and the changefeed spell it.
-    pub fn checksum(bytes: &[u8]) -> String {
-        sha256_hex(bytes)
     }
 }
