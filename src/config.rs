@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use zeroize::Zeroizing;
 
+use crate::auth::service::AuthSettings;
 use crate::http::HttpSettings;
 use crate::keystore::DEVELOPMENT_PASSPHRASE;
 use crate::server::{ServerConfig, TlsMode};
@@ -72,6 +73,17 @@ pub struct ServeArgs {
     /// Cache-Control max-age of metadata fetched by version or checksum, in seconds.
     #[arg(long, env = "NOTARIUS_CONSISTENT_MAX_AGE", default_value_t = 2_592_000)]
     pub consistent_max_age: u32,
+    /// The URL clients reach this server at (behind a proxy); the token realm is
+    /// `<public-url>/auth/token`. Default: the listen address.
+    #[arg(long, env = "NOTARIUS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Visibility of new repositories once accounts exist: public (readable
+    /// anonymously) or private.
+    #[arg(long, env = "NOTARIUS_DEFAULT_VISIBILITY", default_value = "public", value_parser = ["public", "private"])]
+    pub default_visibility: String,
+    /// Lifetime of the tokens of /auth/token, in seconds.
+    #[arg(long, env = "NOTARIUS_TOKEN_LIFETIME", default_value_t = 300)]
+    pub token_lifetime: u64,
 }
 
 /// `14d`, `12h`, `30m`, `90s`.
@@ -151,8 +163,37 @@ impl ServeArgs {
                 Zeroizing::new(DEVELOPMENT_PASSPHRASE.to_string())
             }
         };
+        let old_key_passphrase = std::env::var("NOTARIUS_KEY_PASSPHRASE_OLD").ok().filter(|p| !p.is_empty()).map(Zeroizing::new);
+        let bootstrap_admin = match std::env::var("NOTARIUS_BOOTSTRAP_ADMIN") {
+            Ok(value) if !value.is_empty() => {
+                let (name, password) =
+                    value.split_once(':').context("NOTARIUS_BOOTSTRAP_ADMIN must be name:password")?;
+                Some((name.to_owned(), Zeroizing::new(password.to_owned())))
+            }
+            _ => None,
+        };
+        if !(30..=86_400).contains(&self.token_lifetime) {
+            bail!("--token-lifetime must be between 30 and 86400 seconds");
+        }
+        let scheme = if self.plain_http { "http" } else { "https" };
+        let public_url = match self.public_url.clone() {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => url.trim_end_matches('/').to_owned(),
+            Some(url) => bail!("--public-url {url:?} must start with https:// or http://"),
+            None if self.listen.ip().is_loopback() || self.listen.ip().is_unspecified() => {
+                format!("{scheme}://localhost:{}", self.listen.port())
+            }
+            None => format!("{scheme}://{}", self.listen),
+        };
         Ok(ServerConfig {
             listen: self.listen,
+            old_key_passphrase,
+            bootstrap_admin,
+            auth: AuthSettings {
+                default_public: self.default_visibility == "public",
+                token_lifetime: StdDuration::from_secs(self.token_lifetime),
+                ..AuthSettings::default()
+            },
+            public_url,
             database_path: database_path(&self)?,
             keys_dir: self.keys_dir,
             tls,

@@ -1,6 +1,7 @@
 //! Notarius: a Notary-compatible trust server.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod keystore;

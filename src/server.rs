@@ -12,6 +12,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
+use crate::auth::AuthService;
+use crate::auth::service::AuthSettings;
 use crate::http::tls::DevTls;
 use crate::http::{AppState, HttpSettings, router};
 use crate::keystore::Keystore;
@@ -40,6 +42,14 @@ pub struct ServerConfig {
     pub keys_dir: PathBuf,
     pub tls: TlsMode,
     pub key_passphrase: Zeroizing<String>,
+    /// `NOTARIUS_KEY_PASSPHRASE_OLD`: opens keys sealed before a passphrase change.
+    pub old_key_passphrase: Option<Zeroizing<String>>,
+    /// `NOTARIUS_BOOTSTRAP_ADMIN`: the first admin, made at start if no user exists.
+    pub bootstrap_admin: Option<(String, Zeroizing<String>)>,
+    pub auth: AuthSettings,
+    /// Base URL clients use; the token realm is built from it. Empty: `localhost` and
+    /// the bound port.
+    pub public_url: String,
     pub key_algorithm: KeyAlgorithm,
     pub update: Settings,
     pub http: HttpSettings,
@@ -109,16 +119,54 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .with_context(|| format!("opening {}", config.database_path.display()))?,
     );
     let store: Arc<dyn Store> = sqlite.clone();
-    let keystore = Keystore::open(store.clone(), &config.key_passphrase, config.key_algorithm)
-        .await
-        .context("opening the keystore")?;
+    let keystore = Keystore::open(
+        store.clone(),
+        &config.key_passphrase,
+        config.old_key_passphrase.as_deref().map(String::as_str),
+        config.key_algorithm,
+    )
+    .await
+    .context("opening the keystore")?;
+    let waiting = keystore.keys_under_older_keks().await?;
+    if waiting > 0 {
+        tracing::warn!(
+            "{waiting} private key(s) are still sealed under the old passphrase: run `notarius admin kek rotate` \
+             (POST /v1/admin/kek/rotate), then drop NOTARIUS_KEY_PASSPHRASE_OLD"
+        );
+    }
+    let auth = Arc::new(
+        AuthService::new(store.clone(), &keystore, config.auth.clone()).await.context("opening the account service")?,
+    );
+    if let Some((name, password)) = &config.bootstrap_admin {
+        if auth.bootstrap_admin(name, password).await.context("NOTARIUS_BOOTSTRAP_ADMIN")? {
+            tracing::info!(user = %name, "created the bootstrap admin");
+        }
+    }
+    if auth.is_open() {
+        if !config.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {} without accounts: anyone could publish. Create the first admin with \
+                 NOTARIUS_BOOTSTRAP_ADMIN=name:password, or listen on a loopback address",
+                config.listen
+            );
+        }
+        tracing::warn!(
+            "no account exists: the server is OPEN to every caller on this machine. Create an admin \
+             (NOTARIUS_BOOTSTRAP_ADMIN=name:password, or POST /v1/users) to turn on access control"
+        );
+    }
     let trust = Arc::new(TrustService::new(store, keystore, config.update.clone(), config.cache_bytes));
-    let app = router(AppState::new(trust, config.http.clone(), prometheus()))
-        .into_make_service_with_connect_info::<SocketAddr>();
-
     let handle: Handle<SocketAddr> = Handle::new();
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     listener.set_nonblocking(true)?;
+    let public_url = if config.public_url.is_empty() {
+        let scheme = if matches!(config.tls, TlsMode::Plain) { "http" } else { "https" };
+        format!("{scheme}://localhost:{}", listener.local_addr()?.port())
+    } else {
+        config.public_url.clone()
+    };
+    let app = router(AppState::new(trust, auth, &public_url, config.http.clone(), prometheus()))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let (task, ca_cert, scheme) = match &config.tls {
         TlsMode::Plain => {
             let server = axum_server::from_tcp(listener)?.handle(handle.clone());

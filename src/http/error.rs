@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::auth::{Action, AuthError};
 use crate::keystore::KeystoreError;
 use crate::update::{UpdateError, ValidationError};
 
@@ -34,6 +35,51 @@ pub enum ApiError {
     Updating,
     /// 500 `UNKNOWN`.
     Unknown,
+    /// 401 `UNAUTHORIZED` on `/v2`, with the registry token challenge (spec §11).
+    Challenge(Challenge),
+    /// An error of the `/v1` API or the token endpoint (DESIGN §7 codes).
+    Account(AuthError),
+}
+
+/// What a `/v2` request lacked: the scope to ask the token endpoint for.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub realm: String,
+    pub service: String,
+    /// `repository` or `registry`.
+    pub kind: &'static str,
+    pub name: String,
+    pub actions: Vec<Action>,
+    /// `invalid_token` or `insufficient_scope`, when a token was presented.
+    pub error: Option<&'static str>,
+}
+
+impl Challenge {
+    fn header(&self) -> String {
+        let actions: Vec<&str> = self.actions.iter().map(|a| a.as_str()).collect();
+        let mut value = format!(
+            "Bearer realm=\"{}\",service=\"{}\",scope=\"{}:{}:{}\"",
+            self.realm,
+            self.service,
+            self.kind,
+            self.name,
+            actions.join(",")
+        );
+        if let Some(error) = self.error {
+            value.push_str(&format!(",error=\"{error}\""));
+        }
+        value
+    }
+
+    /// notary-server's detail: the access items that were required.
+    fn detail(&self) -> Value {
+        Value::Array(
+            self.actions
+                .iter()
+                .map(|a| json!({ "Type": self.kind, "Class": "", "Name": self.name, "Action": a.as_str() }))
+                .collect(),
+        )
+    }
 }
 
 impl ApiError {
@@ -108,8 +154,41 @@ impl ApiError {
                 None,
             ),
             Unknown => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None),
+            Challenge(challenge) => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required", Some(challenge.detail()))
+            }
+            Account(error) => account_parts(error),
         }
     }
+}
+
+/// DESIGN §7: `UNAUTHORIZED`, `DENIED`, `NOT_FOUND`, `INVALID`, `CONFLICT`, with the
+/// reason as the message.
+fn account_parts(error: &AuthError) -> (StatusCode, &'static str, &'static str, Option<Value>) {
+    let (status, code, message) = match error {
+        AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required"),
+        AuthError::Denied(_) => (StatusCode::FORBIDDEN, "DENIED", "requested access to the resource is denied"),
+        AuthError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "not found"),
+        AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID", "the request is invalid"),
+        AuthError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT", "the request conflicts with the current state"),
+        AuthError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", "too many requests"),
+        AuthError::Store(e) => {
+            tracing::error!(error = %e, "storage failure");
+            (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error")
+        }
+        AuthError::Internal(e) => {
+            tracing::error!(error = %e, "internal failure");
+            (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error")
+        }
+    };
+    let detail = match error {
+        AuthError::Denied(d) | AuthError::NotFound(d) | AuthError::Invalid(d) | AuthError::Conflict(d) => {
+            Some(json!(short(d)))
+        }
+        AuthError::TooManyAttempts { .. } => Some(json!(error.to_string())),
+        _ => None,
+    };
+    (status, code, message, detail)
 }
 
 /// Keeps details short enough for the client's 1 KiB error read.
@@ -142,6 +221,16 @@ fn validation_detail(error: &ValidationError) -> Value {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, detail) = self.parts();
+        let extra_header = match &self {
+            ApiError::Challenge(challenge) => HeaderValue::from_str(&challenge.header()).ok().map(|v| (header::WWW_AUTHENTICATE, v)),
+            ApiError::Account(AuthError::Unauthenticated) => {
+                Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"notarius\"")))
+            }
+            ApiError::Account(AuthError::TooManyAttempts { retry_after_secs }) => {
+                HeaderValue::from_str(&retry_after_secs.to_string()).ok().map(|v| (header::RETRY_AFTER, v))
+            }
+            _ => None,
+        };
         let mut entry = json!({ "code": code, "message": message });
         if let Some(detail) = detail {
             entry["detail"] = detail;
@@ -152,7 +241,16 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        if let Some((name, value)) = extra_header {
+            response.headers_mut().insert(name, value);
+        }
         response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        ApiError::Account(error)
     }
 }
 

@@ -1,5 +1,7 @@
 //! The HTTP face: routes, the one error mapping, operations endpoints and TLS.
 
+pub mod access;
+pub mod api;
 pub mod error;
 pub mod paths;
 pub mod tls;
@@ -21,6 +23,7 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::AuthService;
 use crate::update::TrustService;
 
 /// Limits and cache policy of the HTTP layer.
@@ -56,18 +59,27 @@ impl Default for HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub trust: Arc<TrustService>,
+    pub auth: Arc<AuthService>,
+    /// Where clients reach this server; the token realm is built from it.
+    pub public_url: Arc<str>,
     pub http: Arc<HttpSettings>,
     pub cache_control: trust::CachePolicy,
     pub metrics: PrometheusHandle,
 }
 
 impl AppState {
-    pub fn new(trust: Arc<TrustService>, http: HttpSettings, metrics: PrometheusHandle) -> AppState {
+    pub fn new(
+        trust: Arc<TrustService>,
+        auth: Arc<AuthService>,
+        public_url: &str,
+        http: HttpSettings,
+        metrics: PrometheusHandle,
+    ) -> AppState {
         let cache_control = trust::CachePolicy {
             current: trust::CacheHeaders::new(http.current_max_age, true),
             consistent: trust::CacheHeaders::new(http.consistent_max_age, false),
         };
-        AppState { trust, http: Arc::new(http), cache_control, metrics }
+        AppState { trust, auth, public_url: public_url.into(), http: Arc::new(http), cache_control, metrics }
     }
 }
 
@@ -78,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_notary_server/health", get(notary_health))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
+        .route("/auth/token", get(access::token))
+        .merge(api::routes())
         .fallback(trust::dispatch)
         .with_state(state)
         .layer(

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -14,6 +16,7 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::error::ApiError;
 use super::paths::{self, TrustPath, TufFile};
+use crate::auth::{Action, AuthError, Caller};
 use crate::store::ChangeQuery;
 use crate::tuf::{Gun, PublicKey};
 use crate::update::service::Served;
@@ -26,6 +29,7 @@ const SNIFFED_TEXT: &str = "text/plain; charset=utf-8";
 /// Every request under `/v2`, and Notary's catch-all for everything else.
 pub async fn dispatch(
     State(app): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -34,7 +38,8 @@ pub async fn dispatch(
     let started = Instant::now();
     let route = paths::parse(uri.path());
     let operation = operation_name(&route, &method);
-    let response = match route_request(&app, route, &method, &uri, &headers, body).await {
+    let caller = super::access::authenticate(&app, &headers, remote).await;
+    let response = match route_request(&app, route, &method, &uri, &headers, body, &caller).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
@@ -68,53 +73,82 @@ async fn route_request(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    caller: &Result<Caller, AuthError>,
 ) -> Result<Response, ApiError> {
     // Notary's catch-all takes these methods; any other gets mux's bare 405.
     if !matches!(*method, Method::GET | Method::POST | Method::PUT | Method::HEAD | Method::DELETE) {
         return Ok(StatusCode::METHOD_NOT_ALLOWED.into_response());
     }
+    use Action::{All, Pull, Push};
     let not_found = ApiError::MetadataNotFound { with_detail: false };
     match (route, method.clone()) {
-        (TrustPath::Ping, Method::GET) => Ok(text_response(Bytes::from_static(b"{}"))),
-        (TrustPath::GlobalChangefeed, Method::GET) => changefeed(app, None, uri).await,
+        (TrustPath::Ping, Method::GET) => {
+            app.authorize_catalog(caller, false)?;
+            Ok(text_response(Bytes::from_static(b"{}")))
+        }
+        (TrustPath::GlobalChangefeed, Method::GET) => {
+            app.authorize_catalog(caller, true)?;
+            changefeed(app, None, uri).await
+        }
         (TrustPath::Changefeed { gun }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
+            app.authorize(caller, &gun, &[Pull])?;
             changefeed(app, Some(&gun), uri).await
         }
         (TrustPath::Repository { gun }, Method::POST) => {
             let gun = app.gun_for_update(&gun)?;
-            publish(app, &gun, headers, body).await
+            app.authorize(caller, &gun, &[Push, Pull])?;
+            publish(app, &gun, headers, body, caller_of(caller)?).await
         }
         (TrustPath::Repository { gun }, Method::DELETE) => {
             let gun = app.gun_for_write(&gun)?;
-            app.trust.delete(&gun).await?;
+            app.authorize(caller, &gun, &[All])?;
+            let caller = caller_of(caller)?;
+            app.trust.delete(&gun, &caller.audit("delete", Some(gun.as_str()), json!({}))).await?;
             Ok(empty_ok())
         }
         (TrustPath::File { gun, file: TufFile::Key(role) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
+            // Notary asks push as well as pull here: the GET may create a key (DS-01).
+            app.authorize(caller, &gun, &[Push, Pull])?;
             Ok(key_response(&app.trust.public_key(&gun, role).await?))
         }
         (TrustPath::File { gun, file: TufFile::Key(role) }, Method::POST) => {
             let gun = app.gun_for_write(&gun)?;
-            Ok(key_response(&app.trust.rotate_key(&gun, role).await?))
+            app.authorize(caller, &gun, &[All])?;
+            let key = app.trust.rotate_key(&gun, role).await?;
+            let detail = json!({ "role": role.as_str(), "key_id": key.id });
+            app.auth.append_audit(&caller_of(caller)?.audit("key.rotate", Some(gun.as_str()), detail)).await?;
+            Ok(key_response(&key))
         }
         (TrustPath::File { gun, file: TufFile::Current(role) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
+            app.authorize(caller, &gun, &[Pull])?;
             let served = app.trust.current(&gun, &role).await?;
             Ok(metadata_response(served, &app.cache_control.current))
         }
         (TrustPath::File { gun, file: TufFile::ByVersion(role, version) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
+            app.authorize(caller, &gun, &[Pull])?;
             let served = app.trust.by_version(&gun, &role, version).await?;
             Ok(metadata_response(served, &app.cache_control.consistent))
         }
         (TrustPath::File { gun, file: TufFile::ByChecksum(role, checksum) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
+            app.authorize(caller, &gun, &[Pull])?;
             let served = app.trust.by_checksum(&gun, &role, &checksum).await?;
             Ok(metadata_response(served, &app.cache_control.consistent))
         }
-        _ => Err(not_found),
+        _ => {
+            app.authorize_catalog(caller, false)?;
+            Err(not_found)
+        }
     }
+}
+
+/// The caller of a request that `authorize` let through.
+fn caller_of(caller: &Result<Caller, AuthError>) -> Result<&Caller, ApiError> {
+    caller.as_ref().map_err(|_| ApiError::Unknown)
 }
 
 impl AppState {
@@ -226,7 +260,13 @@ fn http_date(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
-async fn publish(app: &AppState, gun: &Gun, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn publish(
+    app: &AppState,
+    gun: &Gun,
+    headers: &HeaderMap,
+    body: Body,
+    caller: &Caller,
+) -> Result<Response, ApiError> {
     let limits = &app.http;
     if headers.get(header::CONTENT_ENCODING).is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity")) {
         return Err(ApiError::UnsupportedEncoding);
@@ -257,9 +297,14 @@ async fn publish(app: &AppState, gun: &Gun, headers: &HeaderMap, body: Body) -> 
     }
     let upload = Upload::from_parts(parts)?;
     let roles: Vec<String> = upload.files.keys().map(ToString::to_string).collect();
-    match app.trust.publish(gun, upload).await {
+    let audit = caller.audit("publish", Some(gun.as_str()), json!({}));
+    match app.trust.publish(gun, upload, audit).await {
         Ok(()) => {
-            tracing::info!(%gun, roles = ?roles, "update accepted");
+            tracing::info!(%gun, roles = ?roles, user = caller.actor(), "update accepted");
+            // The publish stands even if recording its creator fails; the next one retries.
+            if let Err(error) = app.auth.repository_published(caller, gun.as_str()).await {
+                tracing::error!(%gun, %error, "recording the repository's creator failed");
+            }
             metrics::counter!("notarius_updates_total", "outcome" => "accepted").increment(1);
             Ok(empty_ok())
         }

@@ -72,6 +72,16 @@ impl Kek {
         Ok((Kek { id: record.id.clone(), key: LessSafeKey::new(key) }, check.as_ref().to_vec()))
     }
 
+    /// The KEK of `record` if `passphrase` is the one it was made from. Argon2id is
+    /// deliberately slow: it runs off the async workers.
+    async fn open_with(passphrase: &Zeroizing<String>, record: &KekRecord) -> Result<Option<Kek>, KeystoreError> {
+        let (pass, owned) = (passphrase.clone(), record.clone());
+        let (kek, check) = tokio::task::spawn_blocking(move || Kek::derive(&pass, &owned))
+            .await
+            .map_err(|e| KeystoreError::Derivation(e.to_string()))??;
+        Ok((check == record.check_value).then_some(kek))
+    }
+
     /// A new KEK for `passphrase`, with a fresh salt.
     fn create(passphrase: &str) -> Result<(Kek, KekRecord), KeystoreError> {
         let mut record = KekRecord {
@@ -110,42 +120,67 @@ fn associated_data(key_id: &str, gun: &str, role: &str, algorithm: &str) -> Vec<
     format!("notarius-private-key\0{key_id}\0{gun}\0{role}\0{algorithm}").into_bytes()
 }
 
+/// The KEKs a server can open: the current one seals, older ones (from
+/// `NOTARIUS_KEY_PASSPHRASE_OLD`) only open, until a re-seal moves their keys.
+struct Keks {
+    current: Kek,
+    older: Vec<Kek>,
+}
+
+impl Keks {
+    fn get(&self, id: &str) -> Option<&Kek> {
+        std::iter::once(&self.current).chain(&self.older).find(|k| k.id == id)
+    }
+}
+
+/// The GUN under which the server's own keys (token signing, user CA) are stored: no
+/// repository can have an empty name.
+const SERVER_OWNER: &str = "";
+/// The server's own key that signs the JWTs of `/auth/token`.
+pub const TOKEN_SIGNING_KEY: &str = "token-signing";
+/// The server's own key that issues users' certificates.
+pub const USER_CA_KEY: &str = "user-ca";
+
 /// Opens and creates server-managed keys.
 pub struct Keystore {
     store: Arc<dyn Store>,
-    kek: Arc<Kek>,
+    keks: Arc<Keks>,
     algorithm: KeyAlgorithm,
 }
 
 impl Keystore {
     /// Finds the KEK that `passphrase` opens, or makes one if no key is sealed under
-    /// another passphrase.
+    /// a passphrase it was not given. `old_passphrase` opens keys sealed before a
+    /// passphrase change, until [`Keystore::reseal_all`] moves them.
     pub async fn open(
         store: Arc<dyn Store>,
         passphrase: &str,
+        old_passphrase: Option<&str>,
         algorithm: KeyAlgorithm,
     ) -> Result<Keystore, KeystoreError> {
         let records = store.keks().await?;
         let passphrase = Zeroizing::new(passphrase.to_owned());
+        let old_passphrase = old_passphrase.map(|p| Zeroizing::new(p.to_owned()));
         let mut current = None;
+        let mut older = Vec::new();
         for record in records {
-            let pass = passphrase.clone();
-            let expected = record.check_value.clone();
-            // Argon2id is deliberately slow: keep it off the async workers.
-            let (kek, check) = tokio::task::spawn_blocking(move || Kek::derive(&pass, &record))
-                .await
-                .map_err(|e| KeystoreError::Derivation(e.to_string()))??;
-            if check == expected {
-                current = Some(kek);
-                break;
+            if let Some(kek) = Kek::open_with(&passphrase, &record).await? {
+                current.get_or_insert(kek);
+            } else if let Some(old) = &old_passphrase
+                && let Some(kek) = Kek::open_with(old, &record).await?
+            {
+                older.push(kek);
             }
         }
-        let kek = match current {
+        let opened: Vec<String> = current.iter().chain(&older).map(|k| k.id.clone()).collect();
+        if let Some((kek_id, count)) =
+            store.key_counts_by_kek().await?.into_iter().find(|(id, n)| *n > 0 && !opened.contains(id))
+        {
+            return Err(KeystoreError::WrongPassphrase { kek_id, count });
+        }
+        let current = match current {
             Some(kek) => kek,
             None => {
-                if let Some((kek_id, count)) = store.key_counts_by_kek().await?.into_iter().find(|(_, n)| *n > 0) {
-                    return Err(KeystoreError::WrongPassphrase { kek_id, count });
-                }
                 let pass = passphrase.clone();
                 let (kek, record) = tokio::task::spawn_blocking(move || Kek::create(&pass))
                     .await
@@ -154,13 +189,47 @@ impl Keystore {
                 kek
             }
         };
-        Ok(Keystore { store, kek: Arc::new(kek), algorithm })
+        Ok(Keystore { store, keks: Arc::new(Keks { current, older }), algorithm })
+    }
+
+    /// The id of the KEK that seals new keys.
+    pub fn current_kek_id(&self) -> &str {
+        &self.keks.current.id
+    }
+
+    /// How many keys are still sealed under an older KEK.
+    pub async fn keys_under_older_keks(&self) -> Result<usize, KeystoreError> {
+        Ok(self.store.keys_not_under(&self.keks.current.id).await?.len())
+    }
+
+    /// Re-seals every key sealed under an older KEK with the current one. Safe to run
+    /// while serving and to run again: a row is replaced only if still under its old KEK.
+    pub async fn reseal_all(&self) -> Result<usize, KeystoreError> {
+        let mut count = 0;
+        for key in self.store.keys_not_under(&self.keks.current.id).await? {
+            let kek = self.keks.get(&key.kek_id).ok_or_else(|| KeystoreError::WrongPassphrase {
+                kek_id: key.kek_id.clone(),
+                count: 1,
+            })?;
+            let aad = associated_data(&key.key_id, &key.gun, &key.role, &key.algorithm);
+            let pkcs8 = kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key.key_id.clone()))?;
+            let (sealed, nonce) = self.keks.current.seal(&aad, &pkcs8)?;
+            let resealed = SealedKey { sealed, nonce, kek_id: self.keks.current.id.clone(), ..key.clone() };
+            if self.store.reseal_key(&key.key_id, &key.kek_id, &resealed).await? {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// The keys held for `gun`, ready to answer `holds` and to sign.
     pub async fn keyring(&self, gun: &Gun) -> Result<KeyRing, KeystoreError> {
-        let keys = self.store.keys_for(gun.as_str()).await?;
-        Ok(KeyRing { keys, kek: self.kek.clone() })
+        self.ring_of(gun.as_str()).await
+    }
+
+    async fn ring_of(&self, owner: &str) -> Result<KeyRing, KeystoreError> {
+        let keys = self.store.keys_for(owner).await?;
+        Ok(KeyRing { keys, keks: self.keks.clone() })
     }
 
     /// Returns the pending key of `role` for `gun`, creating one if there is none
@@ -173,25 +242,63 @@ impl Keystore {
         {
             return ring.public_key(&pending.key_id);
         }
-        let signing_key = SigningKey::generate(self.algorithm).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+        self.create_key(gun.as_str(), role.as_str(), self.algorithm).await
+    }
+
+    async fn create_key(&self, owner: &str, role: &str, algorithm: KeyAlgorithm) -> Result<PublicKey, KeystoreError> {
+        let signing_key = SigningKey::generate(algorithm).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
         let public = signing_key.public_key().clone();
-        let aad = associated_data(&public.id, gun.as_str(), role.as_str(), self.algorithm.as_str());
-        let (sealed, nonce) = self.kek.seal(&aad, signing_key.pkcs8())?;
+        let aad = associated_data(&public.id, owner, role, algorithm.as_str());
+        let (sealed, nonce) = self.keks.current.seal(&aad, signing_key.pkcs8())?;
         self.store
             .insert_key(SealedKey {
                 key_id: public.id.clone(),
-                gun: gun.to_string(),
-                role: role.as_str().to_string(),
-                algorithm: self.algorithm.as_str().to_string(),
+                gun: owner.to_string(),
+                role: role.to_string(),
+                algorithm: algorithm.as_str().to_string(),
                 public: public.public.clone(),
                 sealed,
                 nonce,
-                kek_id: self.kek.id.clone(),
+                kek_id: self.keks.current.id.clone(),
                 created_at: OffsetDateTime::now_utc(),
                 last_used: None,
             })
             .await?;
         Ok(public)
+    }
+
+    /// One of the server's own ECDSA P-256 keys, made at first use. If two replicas
+    /// make one at once, the older key wins everywhere.
+    pub async fn own_key(&self, purpose: &str) -> Result<OwnKey, KeystoreError> {
+        let first = |ring: &KeyRing| ring.keys.iter().find(|k| k.role == purpose).map(|k| k.key_id.clone());
+        let mut ring = self.ring_of(SERVER_OWNER).await?;
+        if first(&ring).is_none() {
+            self.create_key(SERVER_OWNER, purpose, KeyAlgorithm::Ecdsa).await?;
+            ring = self.ring_of(SERVER_OWNER).await?;
+        }
+        let key_id = first(&ring).ok_or_else(|| KeystoreError::UnknownKey(purpose.into()))?;
+        let public = ring.public_key(&key_id)?;
+        Ok(OwnKey { ring, key_id, public })
+    }
+}
+
+/// One of the server's own keys: its public half, and its sealed private half that is
+/// opened for one use at a time.
+#[derive(Clone)]
+pub struct OwnKey {
+    ring: KeyRing,
+    pub key_id: String,
+    pub public: PublicKey,
+}
+
+impl OwnKey {
+    pub fn sign(&self, message: &[u8]) -> Result<Signature, KeystoreError> {
+        self.ring.sign(&self.key_id, message)
+    }
+
+    /// The unsealed PKCS#8 document, wiped when dropped.
+    pub fn pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+        self.ring.unseal(&self.key_id).map(|(_, pkcs8)| pkcs8)
     }
 }
 
@@ -200,7 +307,7 @@ impl Keystore {
 #[derive(Clone)]
 pub struct KeyRing {
     keys: Vec<SealedKey>,
-    kek: Arc<Kek>,
+    keks: Arc<Keks>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -247,17 +354,21 @@ impl KeyRing {
         PublicKey::new(key_type, key.public.clone()).map_err(|e| KeystoreError::Crypto(e.to_string()))
     }
 
-    /// Unseals `key_id`, signs `message`, and wipes the key.
-    pub fn sign(&self, key_id: &str, message: &[u8]) -> Result<Signature, KeystoreError> {
+    /// Opens the sealed PKCS#8 document of `key_id`.
+    fn unseal(&self, key_id: &str) -> Result<(KeyAlgorithm, Zeroizing<Vec<u8>>), KeystoreError> {
         let key = self.find(key_id).ok_or_else(|| KeystoreError::UnknownKey(key_id.into()))?;
-        if key.kek_id != self.kek.id {
-            return Err(KeystoreError::Unseal(key_id.into()));
-        }
+        let kek = self.keks.get(&key.kek_id).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
         let algorithm = KeyAlgorithm::parse(&key.algorithm).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
         let aad = associated_data(&key.key_id, &key.gun, &key.role, &key.algorithm);
-        let pkcs8 = self.kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
+        let pkcs8 = kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
+        Ok((algorithm, pkcs8))
+    }
+
+    /// Unseals `key_id`, signs `message`, and wipes the key.
+    pub fn sign(&self, key_id: &str, message: &[u8]) -> Result<Signature, KeystoreError> {
+        let (algorithm, pkcs8) = self.unseal(key_id)?;
         let signing_key = SigningKey::from_pkcs8(algorithm, pkcs8).map_err(|_| KeystoreError::Unseal(key_id.into()))?;
-        if signing_key.public_key().id != key.key_id {
+        if signing_key.public_key().id != key_id {
             return Err(KeystoreError::Unseal(key_id.into()));
         }
         signing_key.sign(message).map_err(|e| KeystoreError::Crypto(e.to_string()))
@@ -273,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_sealed_reused_while_pending_and_sign() {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-        let keystore = Keystore::open(store.clone(), "pass", KeyAlgorithm::Ecdsa).await.unwrap();
+        let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ecdsa).await.unwrap();
         let gun = Gun::parse("example.com/app").unwrap();
         let ring = keystore.keyring(&gun).await.unwrap();
         let first = keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap();
@@ -285,9 +396,9 @@ mod tests {
         assert!(crypto::verify(&first, &signature.method, b"hello", &signature.sig));
 
         // The same passphrase opens the same KEK; another one is refused.
-        assert!(Keystore::open(store.clone(), "pass", KeyAlgorithm::Ecdsa).await.is_ok());
+        assert!(Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ecdsa).await.is_ok());
         assert!(matches!(
-            Keystore::open(store.clone(), "wrong", KeyAlgorithm::Ecdsa).await,
+            Keystore::open(store.clone(), "wrong", None, KeyAlgorithm::Ecdsa).await,
             Err(KeystoreError::WrongPassphrase { count: 1, .. })
         ));
     }
@@ -295,12 +406,42 @@ mod tests {
     #[tokio::test]
     async fn a_swapped_row_does_not_open() {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-        let keystore = Keystore::open(store.clone(), "pass", KeyAlgorithm::Ed25519).await.unwrap();
+        let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ed25519).await.unwrap();
         let gun = Gun::parse("example.com/app").unwrap();
         let ring = keystore.keyring(&gun).await.unwrap();
         let key = keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap();
         let mut ring = keystore.keyring(&gun).await.unwrap();
         ring.keys[0].role = "snapshot".into();
         assert!(matches!(ring.sign(&key.id, b"m"), Err(KeystoreError::Unseal(_))));
+    }
+
+    #[tokio::test]
+    async fn a_passphrase_change_reseals_every_key_online() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let old = Keystore::open(store.clone(), "old", None, KeyAlgorithm::Ecdsa).await.unwrap();
+        let gun = Gun::parse("example.com/app").unwrap();
+        let key = old.pending_key(&gun, BaseRole::Timestamp, &old.keyring(&gun).await.unwrap()).await.unwrap();
+        let own = old.own_key(TOKEN_SIGNING_KEY).await.unwrap();
+
+        // The new passphrase alone does not open the old keys.
+        assert!(matches!(
+            Keystore::open(store.clone(), "new", None, KeyAlgorithm::Ecdsa).await,
+            Err(KeystoreError::WrongPassphrase { count: 2, .. })
+        ));
+        let new = Keystore::open(store.clone(), "new", Some("old"), KeyAlgorithm::Ecdsa).await.unwrap();
+        assert_eq!(new.keys_under_older_keks().await.unwrap(), 2);
+        // Keys under the old KEK still sign before the re-seal.
+        assert!(new.keyring(&gun).await.unwrap().sign(&key.id, b"m").is_ok());
+        assert_eq!(new.reseal_all().await.unwrap(), 2);
+        assert_eq!(new.reseal_all().await.unwrap(), 0);
+
+        let after = Keystore::open(store.clone(), "new", None, KeyAlgorithm::Ecdsa).await.unwrap();
+        let signature = after.keyring(&gun).await.unwrap().sign(&key.id, b"m").unwrap();
+        assert!(crypto::verify(&key, &signature.method, b"m", &signature.sig));
+        assert_eq!(after.own_key(TOKEN_SIGNING_KEY).await.unwrap().key_id, own.key_id);
+        assert!(matches!(
+            Keystore::open(store.clone(), "old", None, KeyAlgorithm::Ecdsa).await,
+            Err(KeystoreError::WrongPassphrase { .. })
+        ));
     }
 }

@@ -10,11 +10,17 @@
 //!
 //! SQLite (one file, WAL) is the embedded engine; PostgreSQL fits behind the same traits.
 
+pub mod accounts;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use time::OffsetDateTime;
+
+pub use accounts::{
+    AccountSnapshot, AccountStore, AuditRecord, GrantRecord, RepositorySettings, TeamRecord, TokenRecord, UserChange,
+    UserKeyRecord, UserRecord,
+};
 
 /// One stored version of one role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +60,8 @@ pub struct Commit {
     /// Keys that signed in this commit: they stop being pending.
     pub keys_used: Vec<String>,
     pub at: OffsetDateTime,
+    /// Written in the same transaction.
+    pub audit: Option<AuditRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +145,12 @@ pub enum StoreError {
     /// A file's version is not above every stored version of its role.
     #[error("a newer or equal version of {role} is already stored")]
     OldVersion { role: String },
+    /// A row with that name or key exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A row another row refers to does not exist.
+    #[error("{0} does not exist")]
+    Missing(String),
     #[error("database error: {0}")]
     Database(String),
 }
@@ -158,8 +172,11 @@ pub trait MetadataStore: Send + Sync {
     /// Applies `commit` atomically; see the module documentation. Writes a changefeed
     /// `update` record for the timestamp among the files.
     async fn commit(&self, commit: Commit) -> StoreResult<i64>;
-    /// Takes a repository out of service; returns false if it held nothing.
-    async fn delete(&self, gun: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    /// Takes a repository out of service; returns false if it held nothing. The audit
+    /// record is written with the deletion.
+    async fn delete(&self, gun: &str, at: OffsetDateTime, audit: Option<&AuditRecord>) -> StoreResult<bool>;
+    /// Repositories that hold trust data, in name order, after `after`.
+    async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<String>>;
     async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>>;
     async fn health(&self) -> StoreResult<()>;
 }
@@ -173,11 +190,15 @@ pub trait KeyStore: Send + Sync {
     async fn insert_kek(&self, kek: KekRecord) -> StoreResult<()>;
     /// How many keys are sealed under each KEK id.
     async fn key_counts_by_kek(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Keys sealed under any KEK but `kek_id`.
+    async fn keys_not_under(&self, kek_id: &str) -> StoreResult<Vec<SealedKey>>;
+    /// Replaces a key's sealed bytes if it is still sealed under `old_kek_id`.
+    async fn reseal_key(&self, key_id: &str, old_kek_id: &str, resealed: &SealedKey) -> StoreResult<bool>;
 }
 
-pub trait Store: MetadataStore + KeyStore {}
+pub trait Store: MetadataStore + KeyStore + AccountStore {}
 
-impl<T: MetadataStore + KeyStore> Store for T {}
+impl<T: MetadataStore + KeyStore + AccountStore> Store for T {}
 
 /// Largest changefeed page (Notary never caps; catalogue SZ-08).
 pub const MAX_CHANGE_PAGE: i64 = 1000;

@@ -18,7 +18,7 @@ use super::state::{CurrentFile, RepoState, StateCache};
 use super::validate::{Outcome, Upload, validate_update};
 use super::{Settings, UpdateError};
 use crate::keystore::Keystore;
-use crate::store::{Change, ChangeQuery, Commit, NewFile, Store, StoreError};
+use crate::store::{AuditRecord, Change, ChangeQuery, Commit, NewFile, Store, StoreError};
 use crate::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
 
 /// Independent lock stripes: repositories hashing to one stripe share a lock.
@@ -106,8 +106,15 @@ impl TrustService {
         files: Vec<SignedFile>,
         keys_used: Vec<String>,
         now: OffsetDateTime,
+        audit: Option<AuditRecord>,
     ) -> Result<Arc<RepoState>, UpdateError> {
         let current: Vec<CurrentFile> = files.into_iter().map(|f| CurrentFile::new(f, now)).collect();
+        let audit = audit.map(|mut record| {
+            let versions: serde_json::Map<String, serde_json::Value> =
+                current.iter().map(|f| (f.file.role.to_string(), f.file.version.into())).collect();
+            record.detail = serde_json::json!({ "versions": versions });
+            record
+        });
         let commit = Commit {
             gun: gun.to_string(),
             expected_generation: state.generation,
@@ -123,6 +130,7 @@ impl TrustService {
             // Only keys that never signed need their first use recorded.
             keys_used: state.keys.pending(&keys_used).into_iter().cloned().collect(),
             at: now,
+            audit,
         };
         match self.store.commit(commit).await {
             Ok(generation) => {
@@ -138,8 +146,10 @@ impl TrustService {
         }
     }
 
-    /// Validates and stores an update (`POST /v2/{gun}/_trust/tuf/`).
-    pub async fn publish(&self, gun: &Gun, upload: Upload) -> Result<(), UpdateError> {
+    /// Validates and stores an update (`POST /v2/{gun}/_trust/tuf/`). `audit` is written
+    /// with the commit, its detail set to the versions stored; an empty publish stores
+    /// nothing and logs nothing.
+    pub async fn publish(&self, gun: &Gun, upload: Upload, audit: AuditRecord) -> Result<(), UpdateError> {
         let _guard = self.lock(gun).await;
         let mut attempt = 0;
         loop {
@@ -148,7 +158,7 @@ impl TrustService {
             let now = OffsetDateTime::now_utc();
             match validate_update(gun, &state, &upload, &state.keys, &self.settings, now)? {
                 Outcome::Unchanged => return Ok(()),
-                Outcome::Commit { files, keys_used } => match self.commit(gun, &state, files, keys_used, now).await {
+                Outcome::Commit { files, keys_used } => match self.commit(gun, &state, files, keys_used, now, Some(audit.clone())).await {
                     Ok(_) => return Ok(()),
                     Err(UpdateError::Store(StoreError::Conflict)) if attempt < COMMIT_ATTEMPTS => {
                         self.load(gun).await?;
@@ -187,7 +197,7 @@ impl TrustService {
         let now = OffsetDateTime::now_utc();
         match renewal(&state, &state.keys, &self.settings, now)? {
             None => Ok(state),
-            Some((files, keys_used)) => self.commit(gun, &state, files, keys_used, now).await,
+            Some((files, keys_used)) => self.commit(gun, &state, files, keys_used, now, None).await,
         }
     }
 
@@ -220,6 +230,15 @@ impl TrustService {
         self.pending_key(gun, role, &state).await
     }
 
+    /// True when the current root lists a key of `role` that the server holds.
+    pub async fn signs_role(&self, gun: &Gun, role: BaseRole) -> Result<bool, UpdateError> {
+        let state = self.state(gun).await?;
+        Ok(state
+            .base(BaseRole::Root)
+            .and_then(|r| r.file.root())
+            .is_some_and(|root| root.role(role).key_ids.iter().any(|id| state.keys.holds(role, id))))
+    }
+
     /// `POST {timestamp|snapshot}.key`: a new pending key, active once a root lists it.
     pub async fn rotate_key(&self, gun: &Gun, role: BaseRole) -> Result<PublicKey, UpdateError> {
         let _guard = self.lock(gun).await;
@@ -240,11 +259,29 @@ impl TrustService {
 
     /// `DELETE /v2/{gun}/_trust/tuf/`: takes the repository out of service; its files
     /// move to the archive.
-    pub async fn delete(&self, gun: &Gun) -> Result<bool, UpdateError> {
+    pub async fn delete(&self, gun: &Gun, audit: &AuditRecord) -> Result<bool, UpdateError> {
         let _guard = self.lock(gun).await;
-        let deleted = self.store.delete(gun.as_str(), OffsetDateTime::now_utc()).await;
+        let deleted = self.store.delete(gun.as_str(), OffsetDateTime::now_utc(), Some(audit)).await;
         self.cache.remove(gun);
         Ok(deleted?)
+    }
+
+    /// Repositories holding trust data, in name order, after `after`.
+    pub async fn repositories(&self, after: Option<&str>, limit: i64) -> Result<Vec<String>, UpdateError> {
+        Ok(self.store.repositories(after, limit).await?)
+    }
+
+    /// Re-seals every server-held private key (this server's own keys included) under
+    /// the current KEK; returns how many were re-sealed. Cached key rings are dropped so
+    /// that they reload the new rows.
+    pub async fn reseal_keys(&self) -> Result<usize, UpdateError> {
+        let count = self.keystore.reseal_all().await?;
+        self.cache.clear();
+        Ok(count)
+    }
+
+    pub fn keystore(&self) -> &Keystore {
+        &self.keystore
     }
 
     pub async fn changes(&self, gun: Option<&Gun>, query: ChangeQuery) -> Result<Vec<Change>, UpdateError> {

@@ -140,4 +140,8 @@ impl StateCache {
     pub fn remove(&self, gun: &Gun) {
         self.cache.remove(gun);
     }
+
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
 }

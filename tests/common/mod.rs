@@ -39,6 +39,11 @@ pub fn test_config(dir: &std::path::Path) -> ServerConfig {
         keys_dir: dir.join("keys"),
         tls: TlsMode::Generated,
         key_passphrase: zeroize::Zeroizing::new("test passphrase".into()),
+        old_key_passphrase: None,
+        bootstrap_admin: None,
+        auth: notarius::auth::service::AuthSettings::default(),
+        // Filled in by `TestServer::in_dir` once the port is known.
+        public_url: String::new(),
         key_algorithm: KeyAlgorithm::Ecdsa,
         update: Settings::default(),
         http: HttpSettings::default(),

@@ -19,8 +19,12 @@ use sqlx::{Row, sqlite::SqliteRow};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+mod accounts;
+
+pub(crate) use accounts::insert_audit;
+
 use super::{
-    Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord, KeyStore,
+    AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord, KeyStore,
     MAX_CHANGE_PAGE, MetadataStore, SealedKey, StoreError, StoreResult, from_nanos, to_nanos,
 };
 
@@ -273,6 +277,9 @@ async fn apply_commit(tx: &mut sqlx::SqliteConnection, commit: &Commit) -> Store
             .execute(&mut *tx)
             .await?;
     }
+    if let Some(audit) = &commit.audit {
+        insert_audit(&mut *tx, audit).await?;
+    }
     Ok(commit.expected_generation + 1)
 }
 
@@ -326,7 +333,7 @@ impl MetadataStore for SqliteStore {
         answer.await.map_err(|_| stopped())?
     }
 
-    async fn delete(&self, gun: &str, at: OffsetDateTime) -> StoreResult<bool> {
+    async fn delete(&self, gun: &str, at: OffsetDateTime, audit: Option<&AuditRecord>) -> StoreResult<bool> {
         let at = to_nanos(at);
         let mut tx = self.writer.begin().await?;
         let count: i64 =
@@ -357,8 +364,24 @@ impl MetadataStore for SqliteStore {
             .bind(gun)
             .execute(&mut *tx)
             .await?;
+        if let Some(audit) = audit {
+            let mut record = audit.clone();
+            record.detail = serde_json::json!({ "archived_with_change": deletion_id });
+            insert_audit(&mut *tx, &record).await?;
+        }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT r.gun FROM repositories r WHERE r.gun > ?1
+             AND EXISTS (SELECT 1 FROM tuf_files t WHERE t.gun = r.gun) ORDER BY r.gun LIMIT ?2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>> {
@@ -455,6 +478,29 @@ impl KeyStore for SqliteStore {
         Ok(())
     }
 
+    async fn keys_not_under(&self, kek_id: &str) -> StoreResult<Vec<SealedKey>> {
+        let rows = sqlx::query(
+            "SELECT key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used
+             FROM private_keys WHERE kek_id <> ? ORDER BY created_at, key_id",
+        )
+        .bind(kek_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(sealed_key).collect::<Result<_, _>>()?)
+    }
+
+    async fn reseal_key(&self, key_id: &str, old_kek_id: &str, resealed: &SealedKey) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE private_keys SET sealed = ?, nonce = ?, kek_id = ? WHERE key_id = ? AND kek_id = ?")
+            .bind(&resealed.sealed)
+            .bind(&resealed.nonce)
+            .bind(&resealed.kek_id)
+            .bind(key_id)
+            .bind(old_kek_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn key_counts_by_kek(&self) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT kek_id, COUNT(*) AS n FROM private_keys GROUP BY kek_id")
             .fetch_all(&self.reader)
@@ -482,6 +528,7 @@ mod tests {
             files,
             keys_used: vec![],
             at: OffsetDateTime::now_utc(),
+            audit: None,
         }
     }
 
@@ -513,6 +560,7 @@ mod tests {
             files: vec![file("timestamp", version, gun)],
             keys_used: vec![],
             at: OffsetDateTime::now_utc(),
+            audit: None,
         };
         store.commit(commit_for("stale", 0, 1)).await.unwrap();
         // Many commits at once, so that they share transactions; one of them is stale and
@@ -559,8 +607,8 @@ mod tests {
         let store = SqliteStore::in_memory().await.unwrap();
         store.commit(commit(0, vec![file("root", 1, "r1"), file("timestamp", 1, "t1")])).await.unwrap();
         let at = OffsetDateTime::now_utc();
-        assert!(store.delete("g", at).await.unwrap());
-        assert!(!store.delete("g", at).await.unwrap());
+        assert!(store.delete("g", at, None).await.unwrap());
+        assert!(!store.delete("g", at, None).await.unwrap());
         let current = store.current("g").await.unwrap();
         assert!(current.files.is_empty());
         assert_eq!(current.generation, 2);
