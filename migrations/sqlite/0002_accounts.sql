@@ -46,6 +46,8 @@ CREATE TABLE repository_settings (
 -- key is traced to its owner whether it is listed as a certificate or as a bare key.
 CREATE TABLE user_keys (
     key_id           TEXT PRIMARY KEY NOT NULL,
+    -- The ID of the bare public key, which the notary CLI prints for certificates.
+    canonical_key_id TEXT NOT NULL,
     user_name        TEXT NOT NULL REFERENCES users (name),
     public_sha256    TEXT NOT NULL,
     certificate_pem  TEXT NOT NULL,

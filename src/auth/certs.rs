@@ -28,6 +28,8 @@ const USER_CA_CERTIFICATE: &str = "user-ca";
 #[derive(Debug, Clone)]
 pub struct UserCertificate {
     pub key_id: String,
+    /// The ID of the bare public key: what the notary CLI prints for this certificate.
+    pub canonical_key_id: String,
     /// Go-style PEM, as `notary delegation add` re-encodes it.
     pub cert_pem: String,
     pub public_sha256: String,
@@ -74,8 +76,10 @@ pub fn check_user_certificate(pem: &str, now: OffsetDateTime) -> Result<UserCert
     if matches!(key.material, KeyMaterial::Rsa { .. }) && key.material.rsa_bits() < 2048 {
         return Err(invalid("RSA keys need at least 2048 bits"));
     }
+    let bare_type = if matches!(key.material, KeyMaterial::Rsa { .. }) { KeyType::Rsa } else { KeyType::Ecdsa };
     Ok(UserCertificate {
         key_id: key.id.clone(),
+        canonical_key_id: keys::key_id(bare_type, &keys::spki_der(&key.material)),
         cert_pem: String::from_utf8(go_pem).unwrap_or_default(),
         public_sha256: public_key_digest(&key.material),
     })
@@ -177,6 +181,7 @@ mod tests {
         assert_eq!(cert_key.certificates[0].common_name.as_deref(), Some("alice"));
         let bare = PublicKey::new(KeyType::Ecdsa, keys::spki_der(&cert_key.material)).unwrap();
         assert_ne!(bare.id, cert_key.id);
+        assert_eq!(bare.id, bundle.certificate.canonical_key_id);
         assert_eq!(public_key_digest(&bare.material), bundle.certificate.public_sha256);
     }
 

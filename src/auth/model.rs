@@ -180,8 +180,10 @@ impl AccessModel {
         self.repositories.get(gun)
     }
 
+    /// Only a recorded repository can be public: a name nobody created reads as private,
+    /// so anonymous callers cannot tell a private repository from a missing one.
     pub fn is_public(&self, gun: &str) -> bool {
-        self.repositories.get(gun).map_or(self.default_public, |r| r.public)
+        self.repositories.get(gun).is_some_and(|r| r.public)
     }
 
     pub fn default_public(&self) -> bool {
@@ -276,12 +278,20 @@ mod tests {
                     grant("bob/app", "user", "alice", "read"),
                     grant("bob/app", "team", "ci", "admin"),
                 ],
-                repositories: vec![RepositorySettings {
-                    gun: "bob/secret".into(),
-                    public: false,
-                    created_by: "bob".into(),
-                    created_at: OffsetDateTime::UNIX_EPOCH,
-                }],
+                repositories: vec![
+                    RepositorySettings {
+                        gun: "bob/secret".into(),
+                        public: false,
+                        created_by: "bob".into(),
+                        created_at: OffsetDateTime::UNIX_EPOCH,
+                    },
+                    RepositorySettings {
+                        gun: "bob/public".into(),
+                        public: true,
+                        created_by: "bob".into(),
+                        created_at: OffsetDateTime::UNIX_EPOCH,
+                    },
+                ],
             },
             true,
         )
@@ -297,14 +307,17 @@ mod tests {
         assert_eq!(m.access(Some("alice"), "bob/secret"), None);
         assert_eq!(m.access(Some("bob"), "bob/secret"), Some(Access::Admin));
         assert_eq!(m.access(None, "bob/secret"), None);
-        assert_eq!(m.access(None, "bob/app"), Some(Access::Read));
         assert_eq!(m.access(Some("carol"), "registry.example.com/prod/api"), Some(Access::Write));
         assert_eq!(m.access(Some("carol"), "prod/api/sub"), Some(Access::Write));
-        assert_eq!(m.access(Some("carol"), "production/api"), Some(Access::Read));
+        assert_eq!(m.access(Some("carol"), "production/api"), None);
+        assert_eq!(m.access(Some("carol"), "bob/public"), Some(Access::Read));
+        assert_eq!(m.access(None, "bob/public"), Some(Access::Read));
         assert_eq!(m.access(Some("carol"), "bob/app"), Some(Access::Admin));
         // A disabled user is anonymous, whatever their rights were.
         assert_eq!(m.access(Some("mallory"), "bob/secret"), None);
-        assert_eq!(m.access(Some("nobody"), "bob/app"), Some(Access::Read));
+        // Unrecorded repositories are not public, whatever the default.
+        assert_eq!(m.access(Some("nobody"), "bob/app"), None);
+        assert_eq!(m.access(None, "bob/app"), None);
     }
 
     #[test]

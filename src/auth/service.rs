@@ -864,6 +864,7 @@ impl AuthService {
     ) -> Result<UserKeyRecord, AuthError> {
         let record = UserKeyRecord {
             key_id: certificate.key_id.clone(),
+            canonical_key_id: certificate.canonical_key_id.clone(),
             user: user.into(),
             public_sha256: certificate.public_sha256.clone(),
             certificate_pem: certificate.cert_pem.clone(),

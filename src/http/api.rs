@@ -106,6 +106,7 @@ async fn issue_bundle(
     let bundle = app.auth.issue_bundle(&caller, &user).await?;
     Ok(created(json!({
         "key_id": bundle.certificate.key_id,
+        "canonical_key_id": bundle.certificate.canonical_key_id,
         "cert_pem": bundle.certificate.cert_pem,
         "key_pem": bundle.key_pem.as_str(),
         "ca_pem": app.auth.ca_pem(),
@@ -122,6 +123,7 @@ struct NewKey {
 fn key_view(key: &UserKeyRecord) -> Value {
     json!({
         "key_id": key.key_id,
+        "canonical_key_id": key.canonical_key_id,
         "label": key.label,
         "created_at": rfc3339(key.created_at),
         "revoked": key.revoked_at.is_some(),

@@ -68,6 +68,9 @@ pub struct RepositorySettings {
 pub struct UserKeyRecord {
     /// Notary's key ID of the certificate (`ecdsa-x509`/`rsa-x509`).
     pub key_id: String,
+    /// Notary's canonical key ID: that of the bare public key, which the notary CLI
+    /// prints (`delegation add`, `delegation list`) for certificate keys.
+    pub canonical_key_id: String,
     pub user: String,
     /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo.
     pub public_sha256: String,

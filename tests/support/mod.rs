@@ -114,18 +114,51 @@ pub struct Server {
     log: PathBuf,
     /// Set once the server answered over TLS with its own CA.
     http: Option<reqwest::Client>,
+    /// `Authorization` value that `get` sends, once `sign_in` was called.
+    authorization: Option<String>,
     runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra environment, e.g. `NOTARIUS_BOOTSTRAP_ADMIN`.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        Server::start_in(tempfile::tempdir().expect("temp dir"), env)
+    }
+
+    /// Stops this server and starts another over the same data and keys, with `env`
+    /// instead of this one's (a restart with, say, another key passphrase).
+    pub fn restart(mut self, env: &[(&str, &str)]) -> Server {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Server::start_in(dir, env)
+    }
+
+    /// Starts a server over `dir` and returns the log and status if it exits instead.
+    pub fn start_failing(self, env: &[(&str, &str)]) -> String {
+        let mut this = self;
+        this.kill();
+        let dir = std::mem::replace(&mut this.dir, tempfile::tempdir().expect("temp dir"));
+        match Server::try_start(&dir, env) {
+            Ok(server) => panic!("the server started, but should have refused:\n{}", server.log()),
+            Err(why) => why,
+        }
+    }
+
+    fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
         // The chosen port is released before the server binds it, so another process can
         // take it in between; the server then exits and we try again with another port.
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            match Server::try_start() {
-                Ok(server) => return server,
+            match Server::try_start(&dir, env) {
+                Ok(mut server) => {
+                    server.dir = dir;
+                    return server;
+                }
                 Err(why) => {
                     let _ = writeln!(failures, "attempt {attempt}: {why}");
                 }
@@ -134,15 +167,19 @@ impl Server {
         panic!("notarius serve did not start:\n{failures}");
     }
 
-    fn try_start() -> Result<Server, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn try_start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Result<Server, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("finding a free port: {e}"))?
             .port();
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("tokio: {e}"))?;
-        let log = dir.path().join("server.log");
+        let log = dir.path().join(format!("server-{port}.log"));
         let log_file = std::fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
         let log_err = log_file.try_clone().map_err(|e| format!("log file: {e}"))?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_notarius"));
@@ -163,6 +200,7 @@ impl Server {
             .arg(dir.path().join("keys"))
             .env("NOTARIUS_LOG", "info")
             .env("NOTARIUS_KEY_PASSPHRASE", "interop-test-passphrase")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
@@ -175,8 +213,10 @@ impl Server {
             ca: dir.path().join("keys/tls/ca.crt"),
             log,
             http: None,
+            authorization: None,
             runtime,
-            _dir: dir,
+            // Replaced by the caller, which owns `dir`.
+            dir: tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?,
         };
         server.wait_ready()?;
         Ok(server)
@@ -220,7 +260,11 @@ impl Server {
         self.runtime
             .block_on(async {
                 let http = self.http.as_ref().expect("the server is ready");
-                let response = http.get(&url).send().await?;
+                let mut request = http.get(&url);
+                if let Some(value) = &self.authorization {
+                    request = request.header("authorization", value);
+                }
+                let response = request.send().await?;
                 let status = response.status().as_u16();
                 Ok::<_, reqwest::Error>((status, response.bytes().await?))
             })
@@ -254,10 +298,55 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Makes `get` and the helpers built on it send `user`'s Basic credentials.
+    pub fn sign_in(&mut self, user: &str, password: &str) {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.authorization = Some(format!("Basic {encoded}"));
+    }
+
+    /// A `/v1` call with Basic credentials: the status and the JSON answer (`null` when
+    /// the body is empty).
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        user: (&str, &str),
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.url);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        self.runtime
+            .block_on(async {
+                let http = self.http.as_ref().expect("the server is ready");
+                let mut request = http.request(method, &url).basic_auth(user.0, Some(user.1));
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let response = request.send().await?;
+                let status = response.status().as_u16();
+                let bytes = response.bytes().await?;
+                let value = if bytes.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_slice(&bytes)
+                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+                };
+                Ok::<_, reqwest::Error>((status, value))
+            })
+            .unwrap_or_else(|e| panic!("{url}: {e}\nserver log:\n{}", self.log()))
+    }
+
+    /// The data and keys folder, which outlives restarts.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

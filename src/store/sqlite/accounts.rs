@@ -37,6 +37,7 @@ fn exists_error(e: sqlx::Error, what: impl Into<String>) -> StoreError {
 fn user_key(row: &SqliteRow) -> Result<UserKeyRecord, sqlx::Error> {
     Ok(UserKeyRecord {
         key_id: row.try_get("key_id")?,
+        canonical_key_id: row.try_get("canonical_key_id")?,
         user: row.try_get("user_name")?,
         public_sha256: row.try_get("public_sha256")?,
         certificate_pem: row.try_get("certificate_pem")?,
@@ -64,7 +65,7 @@ fn token(row: &SqliteRow) -> Result<TokenRecord, sqlx::Error> {
 // Macros rather than constants: sqlx takes only static query strings, which `concat!` makes.
 macro_rules! user_key_columns {
     () => {
-        "key_id, user_name, public_sha256, certificate_pem, label, issued, created_at, revoked_at"
+        "key_id, canonical_key_id, user_name, public_sha256, certificate_pem, label, issued, created_at, revoked_at"
     };
 }
 macro_rules! token_columns {
@@ -316,10 +317,11 @@ impl AccountStore for SqliteStore {
     async fn insert_user_key(&self, key: &UserKeyRecord, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO user_keys (key_id, user_name, public_sha256, certificate_pem, label, issued, created_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO user_keys (key_id, canonical_key_id, user_name, public_sha256, certificate_pem, label, issued,
+             created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
         )
         .bind(&key.key_id)
+        .bind(&key.canonical_key_id)
         .bind(&key.user)
         .bind(&key.public_sha256)
         .bind(&key.certificate_pem)
