@@ -96,6 +96,10 @@ struct Args {
     /// for another load tool such as wrk) and exit.
     #[arg(long)]
     init_only: bool,
+    /// `user:password` (or `user:<personal access token>`) sent as Basic credentials with
+    /// every request, for a server with accounts: measures the authenticated path.
+    #[arg(long, env = "TRUST_LOAD_AUTH")]
+    auth: Option<String>,
     /// Tokio worker threads of the load generator (default: one per CPU).
     #[arg(long, env = "TRUST_LOAD_THREADS")]
     threads: Option<usize>,
@@ -222,6 +226,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 struct Target {
     base: String,
     ca: Option<Vec<u8>>,
+    /// `Authorization` header of every request, from `--auth`.
+    authorization: Option<String>,
 }
 
 impl Target {
@@ -232,7 +238,11 @@ impl Target {
             Some(path) => Some(std::fs::read(path).with_context(|| format!("reading --ca {}", path.display()))?),
             None => None,
         };
-        Ok(Target { base, ca })
+        let authorization = args.auth.as_ref().map(|credentials| {
+            use base64::Engine as _;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
+        });
+        Ok(Target { base, ca, authorization })
     }
 
     fn url(&self, path: &str) -> String {
@@ -248,6 +258,11 @@ impl Target {
             .pool_idle_timeout(None);
         if let Some(pem) = &self.ca {
             builder = builder.tls_certs_only([reqwest::Certificate::from_pem(pem)?]);
+        }
+        if let Some(value) = &self.authorization {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, reqwest::header::HeaderValue::from_str(value)?);
+            builder = builder.default_headers(headers);
         }
         Ok(builder.build()?)
     }

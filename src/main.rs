@@ -1,8 +1,11 @@
 //! The `notarius` command.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use notarius::cli::admin::AdminArgs;
 use notarius::config::ServeArgs;
 use notarius::server;
 
@@ -17,17 +20,30 @@ struct Cli {
 enum Command {
     /// Run the trust server.
     Serve(ServeArgs),
+    /// Manage a running server: users, tokens, teams, grants, repositories, keys, audit.
+    Admin(AdminArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("NOTARIUS_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_target(false)
-        .init();
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // Client commands keep stdout for their answers: their logs go to stderr, and only
+    // warnings unless NOTARIUS_LOG asks for more.
+    let (default_level, to_stderr) = match cli.command {
+        Command::Serve(_) => ("info", false),
+        Command::Admin(_) => ("warn", true),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("NOTARIUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_target(false);
+    if to_stderr {
+        logs.with_writer(std::io::stderr).init();
+    } else {
+        logs.init();
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(args)).map(|()| ExitCode::SUCCESS),
+        Command::Admin(args) => Ok(notarius::cli::finish(runtime.block_on(notarius::cli::admin::run(args)))),
     }
 }
 

@@ -8,13 +8,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use support::{Run, Server, run, sha256_hex, unique};
+use support::{Notary, Run, Server, run, sha256_hex, unique};
 
 const ADMIN: (&str, &str) = ("root", "root-password");
 const BOOTSTRAP: &str = "root:root-password";
@@ -32,54 +32,6 @@ fn add_user(server: &Server, name: &str) -> (String, String) {
     let (status, body) = server.api("POST", "/v1/users", ADMIN, Some(json!({ "name": name, "password": password })));
     assert_eq!(status, 201, "{body}");
     (name.to_owned(), password)
-}
-
-/// The `notary` client with one trust directory per client name, and optional
-/// credentials in `NOTARY_AUTH`.
-struct Notary<'a> {
-    bin: PathBuf,
-    server: &'a Server,
-    work: tempfile::TempDir,
-}
-
-impl<'a> Notary<'a> {
-    fn new(bin: PathBuf, server: &'a Server) -> Notary<'a> {
-        Notary { bin, server, work: tempfile::tempdir().expect("temp dir") }
-    }
-
-    fn run_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Run {
-        let mut command = Command::new(&self.bin);
-        command
-            .arg("-s")
-            .arg(&self.server.url)
-            .arg("--tlscacert")
-            .arg(&self.server.ca)
-            .arg("-d")
-            .arg(self.work.path().join(client))
-            .args(args)
-            .env("NOTARY_ROOT_PASSPHRASE", "root-pass")
-            .env("NOTARY_TARGETS_PASSPHRASE", "targets-pass")
-            .env("NOTARY_SNAPSHOT_PASSPHRASE", "snapshot-pass")
-            .env("NOTARY_DELEGATION_PASSPHRASE", "delegation-pass")
-            .env_remove("NOTARY_AUTH");
-        if let Some((user, password)) = auth {
-            command.env("NOTARY_AUTH", BASE64.encode(format!("{user}:{password}")));
-        }
-        run(command, None)
-    }
-
-    fn ok_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Run {
-        let result = self.run_as(auth, client, args);
-        assert!(result.success(), "command failed: {}\nserver log:\n{}", result.describe(), self.server.log());
-        result
-    }
-
-    /// A command that must fail because the server refused the caller.
-    fn refused_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Run {
-        let result = self.run_as(auth, client, args);
-        assert!(!result.success(), "command was expected to fail: {}", result.describe());
-        result
-    }
 }
 
 fn creds(user: &(String, String)) -> Option<(&str, &str)> {
@@ -453,25 +405,9 @@ fn a_passphrase_change_reseals_keys_while_serving() {
     server.sign_in(ADMIN.0, ADMIN.1);
     let gun = format!("kek/{}", unique("app"));
     let trust = tempfile::tempdir().unwrap();
-    let trust_dir = trust.path().to_path_buf();
+    // One client, the same trust directory, across every restart of the server.
     let notary_as = |server: &Server, args: &[&str]| {
-        let client = Notary { bin: notary.clone(), server, work: tempfile::tempdir().unwrap() };
-        let mut command = Command::new(&client.bin);
-        command
-            .arg("-s")
-            .arg(&server.url)
-            .arg("--tlscacert")
-            .arg(&server.ca)
-            .arg("-d")
-            .arg(&trust_dir)
-            .args(args)
-            .env("NOTARY_ROOT_PASSPHRASE", "root-pass")
-            .env("NOTARY_TARGETS_PASSPHRASE", "targets-pass")
-            .env("NOTARY_SNAPSHOT_PASSPHRASE", "snapshot-pass")
-            .env("NOTARY_AUTH", BASE64.encode(format!("{}:{}", ADMIN.0, ADMIN.1)));
-        let result = run(command, None);
-        assert!(result.success(), "{}\nserver log:\n{}", result.describe(), server.log());
-        result
+        Notary::in_dir(notary.clone(), server, trust.path()).ok_as(Some(ADMIN), "owner", args)
     };
     notary_as(&server, &["init", "-p", &gun]);
     notary_as(&server, &["key", "rotate", &gun, "snapshot", "-r"]);

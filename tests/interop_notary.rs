@@ -8,84 +8,15 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
 use notarius::tuf::keys::parse_pem_certificates;
 use notarius::tuf::verify::{meets_threshold, valid_root_keys};
 use notarius::tuf::{BaseRole, Gun, SignedFile, canonical};
-use support::{Run, Server, parse, run, sha256_hex, unique};
+use support::{Notary, Server, listed_targets, parse, run, sha256_hex, unique};
 use time::OffsetDateTime;
-
-const ROOT_PASSPHRASE: &str = "interop-root-pass";
-const TARGETS_PASSPHRASE: &str = "interop-targets-pass";
-const SNAPSHOT_PASSPHRASE: &str = "interop-snapshot-pass";
-const DELEGATION_PASSPHRASE: &str = "interop-delegation-pass";
-
-/// The `notary` client pointed at one server; each client name gets its own trust
-/// directory, so a new name is a fresh client with an empty cache.
-struct Notary<'a> {
-    bin: PathBuf,
-    server: &'a Server,
-    work: tempfile::TempDir,
-}
-
-impl<'a> Notary<'a> {
-    fn new(bin: PathBuf, server: &'a Server) -> Notary<'a> {
-        Notary { bin, server, work: tempfile::tempdir().expect("temp dir") }
-    }
-
-    fn trust_dir(&self, client: &str) -> PathBuf {
-        self.work.path().join(client)
-    }
-
-    /// `notary -s URL --tlscacert CA -d <client dir> ARGS...`, with every passphrase from
-    /// the environment (the client has no terminal to prompt on).
-    fn command(&self, client: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
-        command
-            .arg("-s")
-            .arg(&self.server.url)
-            .arg("--tlscacert")
-            .arg(&self.server.ca)
-            .arg("-d")
-            .arg(self.trust_dir(client))
-            .args(args)
-            .env("NOTARY_ROOT_PASSPHRASE", ROOT_PASSPHRASE)
-            .env("NOTARY_TARGETS_PASSPHRASE", TARGETS_PASSPHRASE)
-            .env("NOTARY_SNAPSHOT_PASSPHRASE", SNAPSHOT_PASSPHRASE)
-            .env("NOTARY_DELEGATION_PASSPHRASE", DELEGATION_PASSPHRASE)
-            .env_remove("NOTARY_AUTH");
-        command
-    }
-
-    fn run(&self, client: &str, args: &[&str]) -> Run {
-        run(self.command(client, args), None)
-    }
-
-    /// Runs and requires success, showing the server log too when it fails.
-    fn ok(&self, client: &str, args: &[&str]) -> Run {
-        let result = self.run(client, args);
-        assert!(result.success(), "command failed: {}\nserver log:\n{}", result.describe(), self.server.log());
-        result
-    }
-
-    /// The target names `notary list` printed (first column of the table).
-    fn list(&self, client: &str, gun: &str) -> BTreeSet<String> {
-        listed_targets(&self.ok(client, &["list", gun]).stdout)
-    }
-}
-
-/// Target names from `notary list` output: the rows below the `----` rule.
-fn listed_targets(output: &str) -> BTreeSet<String> {
-    output
-        .lines()
-        .skip_while(|line| !line.trim_start().starts_with("----"))
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
-        .collect()
-}
 
 fn names(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
@@ -157,7 +88,7 @@ fn client_metadata_verifies_and_matches_the_server() {
     client.ok("a", &["init", "-p", gun_text]);
     client.ok("a", &["addhash", gun_text, "v1", "13", "--sha256", &sha_v1]);
     client.ok("a", &["publish", gun_text]);
-    let (cert, key) = support::make_certificate(&openssl, client.work.path(), "releases");
+    let (cert, key) = support::make_certificate(&openssl, &client.trust_dir(""), "releases");
     let cert_arg = cert.to_str().unwrap();
     client.ok("a", &["delegation", "add", "-p", gun_text, "targets/releases", "--all-paths", cert_arg]);
     client.ok("a", &["key", "import", key.to_str().unwrap()]);

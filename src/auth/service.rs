@@ -41,7 +41,8 @@ pub struct AuthSettings {
     pub credential_cache: Duration,
     /// Validity of certificates in client bundles.
     pub bundle_validity: time::Duration,
-    /// Failed logins allowed per user and per address within `failure_window`.
+    /// Failed logins allowed per user within `failure_window` (ten times as many per
+    /// address).
     pub max_failures: u32,
     pub failure_window: Duration,
 }
@@ -304,8 +305,11 @@ impl AuthService {
     fn check_failures(&self, keys: &[String]) -> Result<(), AuthError> {
         let Ok(failures) = self.failures.lock() else { return Ok(()) };
         for key in keys {
+            // An address may stand for many people (a proxy, a NAT): it gets ten times a
+            // user's allowance, so one guesser cannot lock everyone behind it out as fast.
+            let limit = if key.starts_with("addr:") { self.settings.max_failures * 10 } else { self.settings.max_failures };
             if let Some(f) = failures.get(key)
-                && f.count >= self.settings.max_failures
+                && f.count >= limit
                 && f.since.elapsed() < self.settings.failure_window
             {
                 let left = self.settings.failure_window.saturating_sub(f.since.elapsed());
@@ -370,20 +374,28 @@ impl AuthService {
             }
     }
 
-    /// A `/v1` caller: signed in with a credential that may manage things (not a
-    /// registry token, not a policy-only token). On an open server, anyone.
+    /// A `/v1` caller: a signed-in user whose credential is not limited to policy
+    /// decisions. On an open server, anyone.
     pub fn require_account(&self, caller: &Caller) -> Result<(), AuthError> {
         if self.is_open() {
             return Ok(());
         }
         match (&caller.user, &caller.credential) {
             (None, _) | (_, None) => Err(AuthError::Unauthenticated),
-            (Some(_), Some(Credential::Jwt { .. })) => {
-                Err(AuthError::Denied("registry tokens are for /v2; use a password or a personal access token".into()))
-            }
             _ if caller.policy_only() => Err(AuthError::Denied("this token is limited to the policy scope".into())),
             _ => Ok(()),
         }
+    }
+
+    /// Minting a long-lived credential (a personal access token, a new password) needs a
+    /// long-lived one: a five-minute registry token that leaked must not become a
+    /// permanent one.
+    fn require_durable_credential(&self, caller: &Caller) -> Result<(), AuthError> {
+        self.require_account(caller)?;
+        if matches!(caller.credential, Some(Credential::Jwt { .. })) {
+            return Err(AuthError::Denied("use a password or a personal access token for this, not a registry token".into()));
+        }
+        Ok(())
     }
 
     /// A caller allowed to ask for policy decisions: any signed-in credential, a
@@ -489,6 +501,9 @@ impl AuthService {
             return Err(AuthError::Invalid("the first user must be an admin (\"admin\": true)".into()));
         }
         self.require_admin(caller)?;
+        // Lasting credentials and rights need a durable credential too, not a registry
+        // token: see `require_durable_credential` (tests/attack_auth.rs, au05).
+        self.require_durable_credential(caller)?;
         check_user_name(name)?;
         secrets::check_password_rules(password)?;
         let record = UserRecord {
@@ -524,6 +539,10 @@ impl AuthService {
         admin: Option<bool>,
     ) -> Result<(), AuthError> {
         self.require_self_or_admin(caller, name)?;
+        // A registry token may not promote a user either (tests/attack_auth.rs, au05).
+        if password.is_some() || admin.is_some() {
+            self.require_durable_credential(caller)?;
+        }
         let model = self.model();
         let target = model.user(name).ok_or_else(|| AuthError::NotFound(format!("no user {name}")))?;
         if (disabled.is_some() || admin.is_some()) && !self.is_admin(caller) {
@@ -557,7 +576,7 @@ impl AuthService {
         scopes: Option<Vec<String>>,
         expires_in: Option<i64>,
     ) -> Result<(TokenView, Zeroizing<String>), AuthError> {
-        self.require_account(caller)?;
+        self.require_durable_credential(caller)?;
         let user = caller.user.clone().ok_or_else(|| AuthError::Invalid("an open server has no users to own tokens".into()))?;
         if name.trim().is_empty() || name.len() > 100 {
             return Err(AuthError::Invalid("name: give a token name of 1 to 100 characters".into()));
@@ -638,6 +657,11 @@ impl AuthService {
 
     pub async fn set_membership(&self, caller: &Caller, team: &str, user: &str, member: bool) -> Result<(), AuthError> {
         self.require_admin(caller)?;
+        // Lasting credentials and rights need a durable credential too, not a registry
+        // token: see `require_durable_credential` (tests/attack_auth.rs, au05).
+        if member {
+            self.require_durable_credential(caller)?;
+        }
         let model = self.model();
         model.team_members(team).ok_or_else(|| AuthError::NotFound(format!("no team {team}")))?;
         model.user(user).ok_or_else(|| AuthError::NotFound(format!("no user {user}")))?;
@@ -664,7 +688,9 @@ impl AuthService {
     /// Checks a grant request and the caller's right to make it: admin on everything
     /// the grant covers (DESIGN §5: write does not let a user share a repository).
     fn checked_grant(&self, caller: &Caller, grant: &GrantRequest) -> Result<GrantRecord, AuthError> {
-        self.require_account(caller)?;
+        // Not `require_account`: a grant outlives a registry token, and the token's scope
+        // is not checked here (tests/attack_auth.rs, au05).
+        self.require_durable_credential(caller)?;
         let pattern = RepositoryPattern::parse(&grant.repository)
             .ok_or_else(|| AuthError::Invalid("repository: give a GUN or prefix/*".into()))?;
         let access = Access::parse(&grant.access)
@@ -828,6 +854,9 @@ impl AuthService {
 
     pub async fn issue_bundle(&self, caller: &Caller, user: &str) -> Result<Bundle, AuthError> {
         self.require_self_or_admin(caller, user)?;
+        // Lasting credentials and rights need a durable credential too, not a registry
+        // token: see `require_durable_credential` (tests/attack_auth.rs, au05).
+        self.require_durable_credential(caller)?;
         self.model().user(user).ok_or_else(|| AuthError::NotFound(format!("no user {user}")))?;
         let bundle = self.ca.issue(user, self.settings.bundle_validity)?;
         self.record_user_key(caller, user, &bundle.certificate, "bundle", true).await?;
@@ -842,6 +871,9 @@ impl AuthService {
         label: Option<&str>,
     ) -> Result<UserKeyRecord, AuthError> {
         self.require_self_or_admin(caller, user)?;
+        // Lasting credentials and rights need a durable credential too, not a registry
+        // token: see `require_durable_credential` (tests/attack_auth.rs, au05).
+        self.require_durable_credential(caller)?;
         self.model().user(user).ok_or_else(|| AuthError::NotFound(format!("no user {user}")))?;
         let certificate = check_user_certificate(certificate_pem, OffsetDateTime::now_utc())?;
         if let Some(owner) = self.store.user_key_by_public(&certificate.public_sha256).await? {
@@ -939,14 +971,25 @@ pub struct UserView {
 pub struct TokenView {
     pub id: String,
     pub name: String,
+    /// The owner, so that an admin's listing says whose each token is.
+    pub user: String,
     pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
 }
 
 impl From<&TokenRecord> for TokenView {
     fn from(t: &TokenRecord) -> Self {
-        TokenView { id: t.id.clone(), name: t.name.clone(), scopes: t.scopes.clone(), expires_at: t.expires_at }
+        TokenView {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            user: t.user.clone(),
+            scopes: t.scopes.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+        }
     }
 }
 

@@ -118,6 +118,12 @@ pub async fn token(State(app): State<AppState>, V1Caller(caller): V1Caller, uri:
         },
         Err(_) => return ApiError::from(AuthError::Invalid("unreadable query".into())).into_response(),
     };
+    // DESIGN §5: the endpoint takes Basic credentials or a personal access token. A
+    // registry token is no credential for another one: exchanged before it expires, it
+    // would renew itself for ever (tests/attack_auth.rs, au05).
+    if matches!(caller.credential, Some(crate::auth::Credential::Jwt { .. })) {
+        return ApiError::from(AuthError::Unauthenticated).into_response();
+    }
     if let Some(service) = &query.service
         && !service.is_empty()
         && *service != app.auth.settings.service

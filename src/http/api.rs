@@ -370,6 +370,12 @@ async fn rotate_server_keys(
             if !app.trust.state(&gun).await?.exists() {
                 return Err(AuthError::NotFound(format!("no repository {name}")).into());
             }
+            if role == BaseRole::Snapshot && !app.trust.signs_role(&gun, role).await? {
+                return Err(AuthError::Invalid(format!(
+                    "{name}: the client holds the snapshot key; the server has no snapshot key to rotate"
+                ))
+                .into());
+            }
             (vec![gun.to_string()], None)
         }
         None => {

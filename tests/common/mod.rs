@@ -2,6 +2,9 @@
 //! client that builds and signs metadata, and the "nothing persisted" check.
 #![allow(dead_code)]
 
+/// Accounts, credentials and registry tokens (DESIGN §5, §7).
+pub mod accounts;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -583,4 +586,26 @@ impl TestRepo {
 
 pub fn part(role: &str, bytes: &Bytes) -> (String, Bytes) {
     (role.to_string(), bytes.clone())
+}
+
+// ---------------------------------------------------------------------------------------
+// CLI test helpers
+
+impl TestServer {
+    /// A client like `self.client` (trusting the server's CA) that signs every request in
+    /// as `user` with Basic credentials; assign it to `self.client` to publish on a server
+    /// with accounts.
+    pub fn client_as(&self, user: &str, password: &str) -> reqwest::Client {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}")).unwrap();
+        authorization.set_sensitive(true);
+        let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, authorization)]);
+        let mut builder = reqwest::Client::builder().timeout(StdDuration::from_secs(60)).default_headers(headers);
+        if let Some(ca) = self.running.as_ref().and_then(|running| running.ca_cert.as_ref()) {
+            let pem = std::fs::read(ca).unwrap();
+            builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
+        }
+        builder.build().unwrap()
+    }
 }

@@ -387,3 +387,99 @@ pub fn make_certificate(openssl: &Path, dir: &Path, name: &str) -> (PathBuf, Pat
     run(command, None).ok();
     (cert, key)
 }
+
+/// The `notary` client pointed at one server; each client name gets its own trust
+/// directory, so a new name is a fresh client with an empty cache. Passphrases come from
+/// the environment (the client has no terminal to prompt on); credentials, when given,
+/// from `NOTARY_AUTH`.
+pub struct Notary<'a> {
+    pub bin: PathBuf,
+    pub server: &'a Server,
+    work: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl<'a> Notary<'a> {
+    pub fn new(bin: PathBuf, server: &'a Server) -> Notary<'a> {
+        let temp = tempfile::tempdir().expect("temp dir");
+        Notary { bin, server, work: temp.path().to_path_buf(), _temp: Some(temp) }
+    }
+
+    /// Clients whose trust directories live in `work`, which outlives this value (the
+    /// same clients against a restarted server).
+    pub fn in_dir(bin: PathBuf, server: &'a Server, work: &Path) -> Notary<'a> {
+        Notary { bin, server, work: work.to_path_buf(), _temp: None }
+    }
+
+    pub fn trust_dir(&self, client: &str) -> PathBuf {
+        self.work.join(client)
+    }
+
+    /// The target names `notary list` printed (first column of the table).
+    pub fn list(&self, client: &str, gun: &str) -> std::collections::BTreeSet<String> {
+        listed_targets(&self.ok(client, &["list", gun]).stdout)
+    }
+
+    /// `notary -s URL --tlscacert CA -d <client dir> ARGS...`, signed in as `auth`.
+    pub fn command_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Command {
+        use base64::Engine as _;
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("-s")
+            .arg(&self.server.url)
+            .arg("--tlscacert")
+            .arg(&self.server.ca)
+            .arg("-d")
+            .arg(self.trust_dir(client))
+            .args(args)
+            .env("NOTARY_ROOT_PASSPHRASE", "interop-root-pass")
+            .env("NOTARY_TARGETS_PASSPHRASE", "interop-targets-pass")
+            .env("NOTARY_SNAPSHOT_PASSPHRASE", "interop-snapshot-pass")
+            .env("NOTARY_DELEGATION_PASSPHRASE", "interop-delegation-pass")
+            .env_remove("NOTARY_AUTH");
+        if let Some((user, password)) = auth {
+            command.env("NOTARY_AUTH", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        }
+        command
+    }
+
+    pub fn command(&self, client: &str, args: &[&str]) -> Command {
+        self.command_as(None, client, args)
+    }
+
+    pub fn run_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Run {
+        run(self.command_as(auth, client, args), None)
+    }
+
+    pub fn run(&self, client: &str, args: &[&str]) -> Run {
+        self.run_as(None, client, args)
+    }
+
+    /// Runs and requires success, showing the server log too when it fails.
+    pub fn ok_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Run {
+        let result = self.run_as(auth, client, args);
+        assert!(result.success(), "command failed: {}\nserver log:\n{}", result.describe(), self.server.log());
+        result
+    }
+
+    pub fn ok(&self, client: &str, args: &[&str]) -> Run {
+        self.ok_as(None, client, args)
+    }
+
+    /// A command that must fail (the server refused it).
+    pub fn refused_as(&self, auth: Option<(&str, &str)>, client: &str, args: &[&str]) -> Run {
+        let result = self.run_as(auth, client, args);
+        assert!(!result.success(), "command was expected to fail: {}", result.describe());
+        result
+    }
+}
+
+/// Target names from `notary list` output: the rows below the `----` rule.
+pub fn listed_targets(output: &str) -> std::collections::BTreeSet<String> {
+    output
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("----"))
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect()
+}

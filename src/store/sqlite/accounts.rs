@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use time::OffsetDateTime;
 
 use super::SqliteStore;
@@ -24,6 +24,17 @@ pub(crate) async fn insert_audit(conn: &mut SqliteConnection, record: &AuditReco
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Ends a change: with its audit record if it changed anything, else with nothing
+/// written (the transaction is dropped, so rolled back).
+async fn finish(mut tx: Transaction<'_, Sqlite>, changed: bool, audit: &AuditRecord) -> StoreResult<bool> {
+    if !changed {
+        return Ok(false);
+    }
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 fn exists_error(e: sqlx::Error, what: impl Into<String>) -> StoreError {
@@ -142,9 +153,7 @@ impl AccountStore for SqliteStore {
     async fn insert_user(&self, user: UserRecord, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         insert_user_row(&mut tx, &user).await?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        finish(tx, true, audit).await.map(drop)
     }
 
     async fn insert_first_user(&self, user: UserRecord, audit: &AuditRecord) -> StoreResult<bool> {
@@ -154,9 +163,7 @@ impl AccountStore for SqliteStore {
             return Ok(false);
         }
         insert_user_row(&mut tx, &user).await?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, true, audit).await
     }
 
     async fn update_user(&self, name: &str, change: UserChange, audit: &AuditRecord) -> StoreResult<bool> {
@@ -171,12 +178,7 @@ impl AccountStore for SqliteStore {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, done.rows_affected() > 0, audit).await
     }
 
     async fn insert_team(&self, name: &str, at: OffsetDateTime, audit: &AuditRecord) -> StoreResult<()> {
@@ -187,9 +189,7 @@ impl AccountStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| exists_error(e, format!("team {name}")))?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        finish(tx, true, audit).await.map(drop)
     }
 
     async fn delete_team(&self, name: &str, audit: &AuditRecord) -> StoreResult<bool> {
@@ -202,9 +202,7 @@ impl AccountStore for SqliteStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, true, audit).await
     }
 
     async fn set_membership(
@@ -234,20 +232,13 @@ impl AccountStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?
         };
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, done.rows_affected() > 0, audit).await
     }
 
     async fn put_grant(&self, grant: &GrantRecord, at: OffsetDateTime, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         upsert_grant(&mut tx, grant, at).await?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        finish(tx, true, audit).await.map(drop)
     }
 
     async fn delete_grant(&self, grant: &GrantRecord, audit: &AuditRecord) -> StoreResult<bool> {
@@ -261,12 +252,7 @@ impl AccountStore for SqliteStore {
         .bind(&grant.access)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, done.rows_affected() > 0, audit).await
     }
 
     async fn register_repository(
@@ -292,9 +278,7 @@ impl AccountStore for SqliteStore {
         if let Some(grant) = creator_grant {
             upsert_grant(&mut tx, grant, settings.created_at).await?;
         }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, true, audit).await
     }
 
     async fn set_visibility(&self, settings: &RepositorySettings, audit: &AuditRecord) -> StoreResult<()> {
@@ -309,9 +293,7 @@ impl AccountStore for SqliteStore {
         .bind(to_nanos(settings.created_at))
         .execute(&mut *tx)
         .await?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        finish(tx, true, audit).await.map(drop)
     }
 
     async fn insert_user_key(&self, key: &UserKeyRecord, audit: &AuditRecord) -> StoreResult<()> {
@@ -331,9 +313,7 @@ impl AccountStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| exists_error(e, format!("key {}", key.key_id)))?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        finish(tx, true, audit).await.map(drop)
     }
 
     async fn user_keys(&self, user: &str) -> StoreResult<Vec<UserKeyRecord>> {
@@ -363,12 +343,7 @@ impl AccountStore for SqliteStore {
         .bind(key_id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, done.rows_affected() > 0, audit).await
     }
 
     async fn insert_token(&self, token: &TokenRecord, audit: &AuditRecord) -> StoreResult<()> {
@@ -384,9 +359,7 @@ impl AccountStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| exists_error(e, "token"))?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        finish(tx, true, audit).await.map(drop)
     }
 
     async fn token_by_digest(&self, digest: &[u8]) -> StoreResult<Option<TokenRecord>> {
@@ -412,12 +385,7 @@ impl AccountStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        finish(tx, done.rows_affected() > 0, audit).await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()> {
