@@ -75,13 +75,6 @@ async fn server_with_users() -> TestServer {
     server
 }
 
-/// alice publishes `gun` (client snapshot key) with a registry token, as notary does.
-async fn publish_as(server: &mut TestServer, user: &str, password: &str, gun: &str) -> TestRepo {
-    server.as_user(user, password, gun).await;
-    let repo = TestRepo::init(server, gun, false).await;
-    server.set_auth(None);
-    repo
-}
 
 // --- Users ---------------------------------------------------------------------------------
 
@@ -465,7 +458,7 @@ async fn personal_tokens_show_their_secret_once_and_work_as_bearer_and_basic_pas
 #[tokio::test]
 async fn policy_scoped_tokens_manage_nothing_and_get_no_registry_token() {
     let mut server = server_with_users().await;
-    publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    server.publish_as("alice", ALICE, "alice/app").await;
     let token = server.personal_token("alice", ALICE, Some(&["policy"])).await;
     assert_eq!(token["scopes"], json!(["policy"]));
     let secret = token["token"].as_str().unwrap().to_owned();
@@ -577,7 +570,7 @@ async fn the_token_endpoint_answers_dockers_token_shape() {
     // read bob's public repository, sees nothing of a repository nobody created, and is no
     // server admin.
     let mut server = server;
-    publish_as(&mut server, "bob", BOB, "bob/app").await;
+    server.publish_as("bob", BOB, "bob/app").await;
     let response = server
         .token_response(
             Some(&alice),
@@ -726,7 +719,7 @@ async fn grants_are_added_listed_and_removed() {
 async fn repositories_are_listed_with_visibility_and_roles() {
     let mut server = server_with_users().await;
     let started = OffsetDateTime::now_utc();
-    publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    server.publish_as("alice", ALICE, "alice/app").await;
     let alice = basic("alice", ALICE);
     let (status, list) = server.api(Method::GET, "/v1/repositories", Some(&alice), None).await;
     assert_eq!(status, 200);
@@ -855,7 +848,7 @@ async fn the_audit_log_records_every_change_with_actor_and_address_newest_first(
     server.create_user("bob", BOB, false).await;
     server.admin_api(Method::POST, "/v1/teams", Some(json!({ "name": "ci" }))).await;
     assert_eq!(server.admin_api(Method::PUT, "/v1/teams/ci/members/bob", None).await.0, 204);
-    let mut repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let mut repo = server.publish_as("alice", ALICE, "alice/app").await;
     let star = server.token_for("alice", ALICE, "repository:alice/app:*").await;
     let rotate = "/v2/alice/app/_trust/tuf/timestamp.key";
     assert_eq!(server.request(Method::POST, rotate, Some(&bearer(&star)), None).await.status(), 200);

@@ -32,13 +32,6 @@ async fn setup() -> TestServer {
     server
 }
 
-/// `user` creates `gun` (client-held snapshot key) with a push,pull registry token.
-async fn publish_as(server: &mut TestServer, user: &str, password: &str, gun: &str) -> TestRepo {
-    server.as_user(user, password, gun).await;
-    let repo = TestRepo::init(server, gun, false).await;
-    server.set_auth(None);
-    repo
-}
 
 /// `user` publishes the next targets of `repo` (which must be allowed).
 async fn publish_next_as(server: &mut TestServer, user: &str, password: &str, repo: &mut TestRepo, label: &str) {
@@ -141,7 +134,7 @@ fn v2_routes(sha: &str) -> Vec<(Method, String, &'static str)> {
 #[tokio::test]
 async fn au01_anonymous_requests_get_the_same_challenge_for_existing_and_missing_repositories() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     let sha = sha256_hex(&repo.published["root"]);
     let before = server.db_state().await;
 
@@ -173,7 +166,7 @@ async fn au01_anonymous_requests_get_the_same_challenge_for_existing_and_missing
 #[tokio::test]
 async fn au01_public_repositories_are_read_with_an_anonymous_token_and_nothing_more() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     let token = server.registry_token(None, "repository:alice/app:push,pull,*").await;
     assert_eq!(jwt_access(&token), vec![("repository".into(), "alice/app".into(), vec!["pull".into()])]);
     let anonymous = bearer(&token);
@@ -221,7 +214,7 @@ async fn au01_the_ping_challenges_once_an_account_exists() {
 #[tokio::test]
 async fn au02_a_pull_token_cannot_publish() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     server
         .add_grant(&basic("alice", ALICE), json!({ "repository": "alice/app", "user": "bob", "access": "read" }))
         .await;
@@ -253,7 +246,7 @@ async fn au02_a_pull_token_cannot_publish() {
 #[tokio::test]
 async fn au02_a_pull_token_cannot_fetch_server_keys_which_would_create_them() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     assert_eq!(server.private_keys("alice/app").await.len(), 1, "only the timestamp key: the client signs snapshots");
     let before = server.db_state().await;
     for gun in ["alice/app", "alice/fresh"] {
@@ -283,8 +276,8 @@ async fn au02_a_pull_token_cannot_fetch_server_keys_which_would_create_them() {
 #[tokio::test]
 async fn au03_a_token_for_one_repository_is_worth_nothing_on_another() {
     let mut server = setup().await;
-    let app = publish_as(&mut server, "alice", ALICE, "alice/app").await;
-    let other = publish_as(&mut server, "alice", ALICE, "alice/other").await;
+    let app = server.publish_as("alice", ALICE, "alice/app").await;
+    let other = server.publish_as("alice", ALICE, "alice/other").await;
     let token = server.token_for("alice", ALICE, "repository:alice/app:push,pull").await;
     let auth = bearer(&token);
     // The token works where it was issued for.
@@ -327,7 +320,7 @@ async fn au03_a_token_for_one_repository_is_worth_nothing_on_another() {
 #[tokio::test]
 async fn au04_delete_and_key_rotation_need_the_star_action() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     server
         .add_grant(&basic("alice", ALICE), json!({ "repository": "alice/app", "user": "bob", "access": "write" }))
         .await;
@@ -369,7 +362,7 @@ async fn au04_delete_and_key_rotation_need_the_star_action() {
 #[tokio::test]
 async fn au04_the_global_changefeed_needs_a_server_admin() {
     let mut server = setup().await;
-    publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    server.publish_as("alice", ALICE, "alice/app").await;
     let path = "/v2/_trust/changefeed?records=100";
     let scope = "registry:catalog:*";
     assert_challenge(&server, get(&server, path, None).await, scope, None).await;
@@ -416,7 +409,7 @@ fn hs256(secret: &[u8]) -> impl Fn(&[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn au05_forged_registry_tokens_are_refused() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     let real = server.token_for("alice", ALICE, "repository:alice/app:pull").await;
     let (server, pkcs8, kid) = server.token_signing_key().await;
     let sign = es256(&pkcs8);
@@ -542,7 +535,7 @@ async fn au05_a_registry_token_is_no_credential_for_another_one() {
     // DESIGN §5: the token endpoint takes Basic credentials or a personal access token.
     // Exchanging a registry token before it expires would renew it for ever.
     let mut server = setup().await;
-    publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    server.publish_as("alice", ALICE, "alice/app").await;
     let token = server.token_for("alice", ALICE, "repository:alice/app:push,pull").await;
     let response = server.token_response(Some(&bearer(&token)), &["repository:alice/app:push,pull"]).await;
     assert_refused(response, 401, "UNAUTHORIZED").await;
@@ -557,7 +550,7 @@ async fn au05_a_registry_token_cannot_mint_lasting_credentials_or_rights() {
     // personal access token, a password, a client bundle, a registered key and a grant
     // all outlive the registry token, whatever repository scope it carries.
     let mut server = setup().await;
-    publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    server.publish_as("alice", ALICE, "alice/app").await;
     let own = TestKey::root_cert("mallory");
     let cert = String::from_utf8(own.public.public.clone()).unwrap();
     let before = server.db_state().await;
@@ -608,7 +601,7 @@ async fn au05_a_registry_token_cannot_mint_lasting_credentials_or_rights() {
 async fn namespaces_alice_creates_in_hers_and_nowhere_else() {
     let mut server = setup().await;
     for gun in ["alice/app", "docker.io/alice/app", "localhost:5000/alice/tools/app"] {
-        publish_as(&mut server, "alice", ALICE, gun).await;
+        server.publish_as("alice", ALICE, gun).await;
     }
     let grants = server.db_state().await;
     assert!(grants.rows("grants").contains(&"docker.io/alice/app user:alice admin".to_string()), "the creator's grant");
@@ -636,7 +629,7 @@ async fn namespaces_alice_creates_in_hers_and_nowhere_else() {
 #[tokio::test]
 async fn a_write_grant_lets_a_collaborator_publish_but_not_share_delete_or_change_visibility() {
     let mut server = setup().await;
-    let mut repo = publish_as(&mut server, "bob", BOB, "bob/app").await;
+    let mut repo = server.publish_as("bob", BOB, "bob/app").await;
     server.add_grant(&basic("bob", BOB), json!({ "repository": "bob/app", "user": "alice", "access": "write" })).await;
     publish_next_as(&mut server, "alice", ALICE, &mut repo, "by-alice").await;
 
@@ -672,7 +665,7 @@ async fn a_write_grant_lets_a_collaborator_publish_but_not_share_delete_or_chang
 #[tokio::test]
 async fn an_admin_grant_lets_a_collaborator_share_and_change_visibility() {
     let mut server = setup().await;
-    publish_as(&mut server, "bob", BOB, "bob/app").await;
+    server.publish_as("bob", BOB, "bob/app").await;
     server.add_grant(&basic("bob", BOB), json!({ "repository": "bob/app", "user": "alice", "access": "admin" })).await;
     let alice = basic("alice", ALICE);
     server.add_grant(&alice, json!({ "repository": "bob/app", "user": "carol", "access": "read" })).await;
@@ -693,7 +686,7 @@ async fn an_admin_grant_lets_a_collaborator_share_and_change_visibility() {
         )
         .await;
     assert_refused(response, 403, "DENIED").await;
-    publish_as(&mut server, "bob", BOB, "bob/other").await;
+    server.publish_as("bob", BOB, "bob/other").await;
     let before_other = server.db_state().await;
     let response = server
         .request(
@@ -720,7 +713,7 @@ async fn a_team_grant_on_a_prefix_lets_members_create_under_it() {
     server.add_grant(&admin_auth(), json!({ "repository": "prod/*", "team": "ci", "access": "write" })).await;
 
     for gun in ["prod/x", "registry.example.com/prod/y", "prod/team/z"] {
-        publish_as(&mut server, "carol", CAROL, gun).await;
+        server.publish_as("carol", CAROL, gun).await;
     }
     let before = server.db_state().await;
     for (user, password, gun) in [
@@ -741,8 +734,8 @@ async fn a_team_grant_on_a_prefix_lets_members_create_under_it() {
 #[tokio::test]
 async fn private_repositories_answer_401_to_anonymous_callers_and_404_to_outsiders() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "bob", BOB, "bob/secret").await;
-    publish_as(&mut server, "bob", BOB, "bob/public").await;
+    let repo = server.publish_as("bob", BOB, "bob/secret").await;
+    server.publish_as("bob", BOB, "bob/public").await;
     let bob = basic("bob", BOB);
     let private = json!({ "repository": "bob/secret", "public": false });
     assert_eq!(server.api(Method::PUT, "/v1/repositories/visibility", Some(&bob), Some(private)).await.0, 204);
@@ -794,8 +787,8 @@ async fn private_repositories_answer_401_to_anonymous_callers_and_404_to_outside
 #[tokio::test]
 async fn au06_the_per_repository_changefeed_needs_pull_and_shows_only_that_repository() {
     let mut server = setup().await;
-    let mut repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
-    publish_as(&mut server, "alice", ALICE, "alice/other").await;
+    let mut repo = server.publish_as("alice", ALICE, "alice/app").await;
+    server.publish_as("alice", ALICE, "alice/other").await;
     publish_next_as(&mut server, "alice", ALICE, &mut repo, "second").await;
     let path = "/v2/alice/app/_trust/changefeed?records=100";
     assert_challenge(&server, get(&server, path, None).await, "repository:alice/app:pull", None).await;
@@ -822,7 +815,7 @@ async fn au06_the_per_repository_changefeed_needs_pull_and_shows_only_that_repos
 #[tokio::test]
 async fn a_disabled_users_password_tokens_and_issued_jwts_stop_working() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "alice", ALICE, "alice/app").await;
+    let repo = server.publish_as("alice", ALICE, "alice/app").await;
     let pat = server.personal_token("alice", ALICE, None).await["token"].as_str().unwrap().to_owned();
     let jwt = server.token_for("alice", ALICE, "repository:alice/app:push,pull,*").await;
     let parts = update_parts(&repo, "while-disabled");
@@ -856,7 +849,7 @@ async fn a_disabled_users_password_tokens_and_issued_jwts_stop_working() {
 #[tokio::test]
 async fn a_revoked_grant_takes_effect_at_once_even_for_an_issued_jwt() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "bob", BOB, "bob/secret").await;
+    let repo = server.publish_as("bob", BOB, "bob/secret").await;
     let bob = basic("bob", BOB);
     let private = json!({ "repository": "bob/secret", "public": false });
     assert_eq!(server.api(Method::PUT, "/v1/repositories/visibility", Some(&bob), Some(private)).await.0, 204);
@@ -888,7 +881,7 @@ async fn a_revoked_grant_takes_effect_at_once_even_for_an_issued_jwt() {
 #[tokio::test]
 async fn a_jwt_grants_no_more_than_its_claims_even_after_a_new_grant() {
     let mut server = setup().await;
-    let repo = publish_as(&mut server, "bob", BOB, "bob/app").await;
+    let repo = server.publish_as("bob", BOB, "bob/app").await;
     server.add_grant(&basic("bob", BOB), json!({ "repository": "bob/app", "user": "alice", "access": "read" })).await;
     let jwt = bearer(&server.token_for("alice", ALICE, "repository:bob/app:push,pull").await);
     server.add_grant(&basic("bob", BOB), json!({ "repository": "bob/app", "user": "alice", "access": "write" })).await;

@@ -149,6 +149,9 @@ pub struct AuthService {
     /// Recently used personal access tokens by digest.
     tokens: Mutex<HashMap<Vec<u8>, (TokenRecord, Instant)>>,
     failures: Mutex<HashMap<String, FailureCount>>,
+    /// Reloads take turns, so a slow reload cannot install an older snapshot over the one
+    /// a later change installed (a revoked grant coming back).
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl AuthService {
@@ -166,6 +169,7 @@ impl AuthService {
             verified: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            reload_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -176,6 +180,7 @@ impl AuthService {
     /// Reloads the access model after a change, and forgets cached credentials, which
     /// may have been disabled or changed.
     async fn reload(&self) -> Result<(), AuthError> {
+        let _turn = self.reload_lock.lock().await;
         let model = AccessModel::new(self.store.account_snapshot().await?, self.settings.default_public);
         if let Ok(mut slot) = self.model.write() {
             *slot = Arc::new(model);

@@ -121,6 +121,15 @@ impl DbState {
 }
 
 impl TestServer {
+    /// `user` creates `gun` (client-held snapshot key) with a push,pull registry token, as
+    /// notary does; the server's helpers go back to sending no credentials.
+    pub async fn publish_as(&mut self, user: &str, password: &str, gun: &str) -> TestRepo {
+        self.as_user(user, password, gun).await;
+        let repo = TestRepo::init(self, gun, false).await;
+        self.set_auth(None);
+        repo
+    }
+
     /// A server whose first user is the admin `root` / `rootpassword`
     /// (`NOTARIUS_BOOTSTRAP_ADMIN=root:rootpassword`): access control is on.
     pub async fn with_admin() -> TestServer {
