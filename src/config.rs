@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Folder of the generated development TLS material (`<keys-dir>/tls/`).
     #[arg(long, env = "NOTARIUS_KEYS_DIR", default_value = "./keys")]
     pub keys_dir: PathBuf,
+    /// Folder of the signing-policy files (every `*.toml` directly in it), reloaded when
+    /// they change.
+    #[arg(long, env = "NOTARIUS_POLICIES", default_value = "./policies")]
+    pub policies: PathBuf,
     /// Database URL; `sqlite:PATH` (default: `<data-dir>/notarius.db`).
     #[arg(long, env = "NOTARIUS_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -81,6 +85,10 @@ pub struct ServeArgs {
     /// anonymously) or private.
     #[arg(long, env = "NOTARIUS_DEFAULT_VISIBILITY", default_value = "public", value_parser = ["public", "private"])]
     pub default_visibility: String,
+    /// Answer the Kubernetes admission webhooks without credentials (for API servers that
+    /// cannot send a token; protect the endpoint by network policy instead).
+    #[arg(long, env = "NOTARIUS_OPEN_ADMISSION")]
+    pub open_admission: bool,
     /// Lifetime of the tokens of /auth/token, in seconds.
     #[arg(long, env = "NOTARIUS_TOKEN_LIFETIME", default_value_t = 300)]
     pub token_lifetime: u64,
@@ -196,6 +204,7 @@ impl ServeArgs {
             public_url,
             database_path: database_path(&self)?,
             keys_dir: self.keys_dir,
+            policies_dir: self.policies,
             tls,
             key_passphrase,
             key_algorithm: self.key_algorithm,
@@ -212,6 +221,7 @@ impl ServeArgs {
                 current_max_age: self.current_max_age,
                 consistent_max_age: self.consistent_max_age,
                 request_timeout: StdDuration::from_secs(120),
+                open_admission: self.open_admission,
             },
             cache_bytes: self.cache_mb << 20,
             shutdown_grace: StdDuration::from_secs(30),

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use notarius::cli::admin::AdminArgs;
+use notarius::cli::check::CheckArgs;
+use notarius::cli::policy::PolicyArgs;
 use notarius::config::ServeArgs;
 use notarius::server;
 
@@ -22,6 +24,10 @@ enum Command {
     Serve(ServeArgs),
     /// Manage a running server: users, tokens, teams, grants, repositories, keys, audit.
     Admin(AdminArgs),
+    /// Signing-policy files: `notarius policy lint DIR` checks them offline.
+    Policy(PolicyArgs),
+    /// Ask a server whether an image may be pulled, run or deployed (exit 0 allow, 1 deny).
+    Check(CheckArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -31,6 +37,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let (default_level, to_stderr) = match cli.command {
         Command::Serve(_) => ("info", false),
         Command::Admin(_) => ("warn", true),
+        Command::Policy(_) | Command::Check(_) => ("warn", true),
     };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("NOTARIUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
@@ -44,6 +51,8 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)).map(|()| ExitCode::SUCCESS),
         Command::Admin(args) => Ok(notarius::cli::finish(runtime.block_on(notarius::cli::admin::run(args)))),
+        Command::Policy(args) => Ok(notarius::cli::policy::run(args)),
+        Command::Check(args) => Ok(runtime.block_on(notarius::cli::check::run(args))),
     }
 }
 

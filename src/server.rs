@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use crate::auth::AuthService;
+use crate::policy::decide::PolicyEngine;
+use crate::policy::files::PolicyWatcher;
 use crate::auth::service::AuthSettings;
 use crate::http::tls::DevTls;
 use crate::http::{AppState, HttpSettings, router};
@@ -40,6 +42,8 @@ pub struct ServerConfig {
     /// SQLite database file.
     pub database_path: PathBuf,
     pub keys_dir: PathBuf,
+    /// Folder of the policy files (`*.toml` directly in it).
+    pub policies_dir: PathBuf,
     pub tls: TlsMode,
     pub key_passphrase: Zeroizing<String>,
     /// `NOTARIUS_KEY_PASSPHRASE_OLD`: opens keys sealed before a passphrase change.
@@ -69,6 +73,7 @@ pub struct RunningServer {
     shutdown_grace: Duration,
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<SqliteStore>,
+    policy: Arc<PolicyEngine>,
 }
 
 impl RunningServer {
@@ -85,6 +90,8 @@ impl RunningServer {
     /// Runs until the listener stops.
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await.context("server task")?;
+        // Every decision made is in the log before the database closes.
+        self.policy.log().close().await;
         self.store.close().await;
         result.context("serving")
     }
@@ -155,7 +162,22 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
              (NOTARIUS_BOOTSTRAP_ADMIN=name:password, or POST /v1/users) to turn on access control"
         );
     }
-    let trust = Arc::new(TrustService::new(store, keystore, config.update.clone(), config.cache_bytes));
+    let trust = Arc::new(TrustService::new(store.clone(), keystore, config.update.clone(), config.cache_bytes));
+    if !config.policies_dir.exists() {
+        tracing::warn!(
+            "no policies folder at {}: made an empty one. Content trust is on and every policy check denies \
+             until a policy file allows something",
+            config.policies_dir.display()
+        );
+        std::fs::create_dir_all(&config.policies_dir)
+            .with_context(|| format!("creating {}", config.policies_dir.display()))?;
+    }
+    let policies = PolicyWatcher::start(config.policies_dir.clone()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the policy files are not valid:\n{}", lines.join("\n"))
+    })?;
+    policies.spawn_polling(Duration::from_secs(2));
+    let policy = Arc::new(PolicyEngine::new(trust.clone(), auth.clone(), policies, store));
     let handle: Handle<SocketAddr> = Handle::new();
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     listener.set_nonblocking(true)?;
@@ -165,7 +187,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     } else {
         config.public_url.clone()
     };
-    let app = router(AppState::new(trust, auth, &public_url, config.http.clone(), prometheus()))
+    let app = router(AppState::new(trust, auth, policy.clone(), &public_url, config.http.clone(), prometheus()))
         .into_make_service_with_connect_info::<SocketAddr>();
     let (task, ca_cert, scheme) = match &config.tls {
         TlsMode::Plain => {
@@ -201,5 +223,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown_grace: config.shutdown_grace,
         task,
         store: sqlite,
+        policy,
     })
 }

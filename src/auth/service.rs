@@ -152,6 +152,9 @@ pub struct AuthService {
     /// Reloads take turns, so a slow reload cannot install an older snapshot over the one
     /// a later change installed (a revoked grant coming back).
     reload_lock: tokio::sync::Mutex<()>,
+    /// Counts changes to who is who: accounts, teams, grants and users' keys. Cached
+    /// policy decisions carry the value they were made at.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl AuthService {
@@ -170,6 +173,7 @@ impl AuthService {
             tokens: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             reload_lock: tokio::sync::Mutex::new(()),
+            version: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -185,6 +189,7 @@ impl AuthService {
         if let Ok(mut slot) = self.model.write() {
             *slot = Arc::new(model);
         }
+        self.bump_version();
         if let Ok(mut verified) = self.verified.lock() {
             verified.clear();
         }
@@ -196,6 +201,26 @@ impl AuthService {
 
     pub fn is_open(&self) -> bool {
         self.model().is_open()
+    }
+
+    /// The current value of the change counter (see the field).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn bump_version(&self) {
+        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The enabled user who holds the (unrevoked) key with this public key, and their
+    /// teams, read now: membership and key revocation count at decision time.
+    pub async fn key_owner(&self, material: &crate::tuf::keys::KeyMaterial) -> Result<Option<(String, Vec<String>)>, AuthError> {
+        let digest = super::certs::public_key_digest(material);
+        let Some(key) = self.store.user_key_by_public(&digest).await? else {
+            return Ok(None);
+        };
+        let model = self.model();
+        Ok(model.active_user(&key.user).map(|u| (u.name.clone(), u.teams.clone())))
     }
 
     pub fn ca_pem(&self) -> &str {
@@ -913,6 +938,7 @@ impl AuthService {
         let action = if issued { "key.issue" } else { "key.register" };
         let audit = caller.audit(action, None, serde_json::json!({ "user": user, "key_id": record.key_id }));
         self.store.insert_user_key(&record, &audit).await.map_err(conflict)?;
+        self.bump_version();
         Ok(record)
     }
 
@@ -928,6 +954,7 @@ impl AuthService {
         if !self.store.revoke_user_key(user, key_id, &audit).await? {
             return Err(AuthError::NotFound(format!("{user} has no active key {key_id}")));
         }
+        self.bump_version();
         Ok(())
     }
 

@@ -4,7 +4,9 @@
 //! got an answer (2).
 
 pub mod admin;
+pub mod check;
 pub mod client;
+pub mod policy;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

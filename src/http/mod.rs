@@ -4,6 +4,7 @@ pub mod access;
 pub mod api;
 pub mod error;
 pub mod paths;
+pub mod policy;
 pub mod tls;
 pub mod trust;
 
@@ -24,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
+use crate::policy::decide::PolicyEngine;
 use crate::update::TrustService;
 
 /// Limits and cache policy of the HTTP layer.
@@ -40,6 +42,9 @@ pub struct HttpSettings {
     pub consistent_max_age: u32,
     /// Longest a request may take, body included (slow-body defence, catalogue SZ-05).
     pub request_timeout: Duration,
+    /// Answer the admission webhooks without credentials, for clusters whose API server
+    /// cannot send a token (managed control planes).
+    pub open_admission: bool,
 }
 
 impl Default for HttpSettings {
@@ -52,6 +57,7 @@ impl Default for HttpSettings {
             current_max_age: 300,
             consistent_max_age: 2_592_000,
             request_timeout: Duration::from_secs(120),
+            open_admission: false,
         }
     }
 }
@@ -60,6 +66,7 @@ impl Default for HttpSettings {
 pub struct AppState {
     pub trust: Arc<TrustService>,
     pub auth: Arc<AuthService>,
+    pub policy: Arc<PolicyEngine>,
     /// Where clients reach this server; the token realm is built from it.
     pub public_url: Arc<str>,
     pub http: Arc<HttpSettings>,
@@ -71,6 +78,7 @@ impl AppState {
     pub fn new(
         trust: Arc<TrustService>,
         auth: Arc<AuthService>,
+        policy: Arc<PolicyEngine>,
         public_url: &str,
         http: HttpSettings,
         metrics: PrometheusHandle,
@@ -79,7 +87,7 @@ impl AppState {
             current: trust::CacheHeaders::new(http.current_max_age, true),
             consistent: trust::CacheHeaders::new(http.consistent_max_age, false),
         };
-        AppState { trust, auth, public_url: public_url.into(), http: Arc::new(http), cache_control, metrics }
+        AppState { trust, auth, policy, public_url: public_url.into(), http: Arc::new(http), cache_control, metrics }
     }
 }
 
@@ -92,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(prometheus_metrics))
         .route("/auth/token", get(access::token))
         .merge(api::routes())
+        .merge(policy::routes())
         .fallback(trust::dispatch)
         .with_state(state)
         .layer(

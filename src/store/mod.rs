@@ -177,6 +177,8 @@ pub trait MetadataStore: Send + Sync {
     async fn delete(&self, gun: &str, at: OffsetDateTime, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     /// Repositories that hold trust data, in name order, after `after`.
     async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<String>>;
+    /// The last root of the repository's most recent deletion, if it was ever deleted.
+    async fn archived_root(&self, gun: &str) -> StoreResult<Option<FileRecord>>;
     async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>>;
     async fn health(&self) -> StoreResult<()>;
 }
@@ -196,9 +198,34 @@ pub trait KeyStore: Send + Sync {
     async fn reseal_key(&self, key_id: &str, old_kek_id: &str, resealed: &SealedKey) -> StoreResult<bool>;
 }
 
-pub trait Store: MetadataStore + KeyStore + AccountStore {}
+/// One policy decision, as the decision log keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRecord {
+    pub at: OffsetDateTime,
+    pub requester: String,
+    /// The reference as asked, normalised when it parsed.
+    pub image: String,
+    pub operation: String,
+    pub digest: Option<String>,
+    pub allowed: bool,
+    pub rule: Option<String>,
+    pub reasons: Vec<String>,
+    pub dry_run: bool,
+    /// Role → version of the trust data the decision rested on.
+    pub trust_versions: serde_json::Value,
+}
 
-impl<T: MetadataStore + KeyStore + AccountStore> Store for T {}
+#[async_trait]
+pub trait DecisionStore: Send + Sync {
+    /// Appends records in one transaction.
+    async fn insert_decisions(&self, records: &[DecisionRecord]) -> StoreResult<()>;
+    /// Newest first; only those of `image` when given.
+    async fn decisions(&self, image: Option<&str>, limit: i64) -> StoreResult<Vec<DecisionRecord>>;
+}
+
+pub trait Store: MetadataStore + KeyStore + AccountStore + DecisionStore {}
+
+impl<T: MetadataStore + KeyStore + AccountStore + DecisionStore> Store for T {}
 
 /// Largest changefeed page (Notary never caps; catalogue SZ-08).
 pub const MAX_CHANGE_PAGE: i64 = 1000;

@@ -13,10 +13,11 @@ use super::keys::{PublicKey, encode_pem_certificates};
 use super::metadata::{Root, SignedFile};
 use super::names::{BaseRole, Gun};
 
-/// Counts the distinct keys among `keys` that have a valid signature on `file`. Each key
-/// is checked against the signatures that name it, and counted at most once.
-pub fn count_signers<'a>(file: &SignedFile, keys: impl IntoIterator<Item = &'a PublicKey>) -> usize {
+/// The distinct keys among `keys` (by key material) that have a valid signature on
+/// `file`. Each key is checked against the signatures that name it, and listed once.
+pub fn valid_signers<'a>(file: &SignedFile, keys: impl IntoIterator<Item = &'a PublicKey>) -> Vec<&'a PublicKey> {
     let mut counted = HashSet::new();
+    let mut signers = Vec::new();
     for key in keys {
         if counted.contains(&key.material) {
             continue;
@@ -28,9 +29,15 @@ pub fn count_signers<'a>(file: &SignedFile, keys: impl IntoIterator<Item = &'a P
             .any(|s| crypto::verify(key, &s.method, &file.signed_canonical, &s.sig));
         if signed_by_key {
             counted.insert(&key.material);
+            signers.push(key);
         }
     }
-    counted.len()
+    signers
+}
+
+/// Counts the distinct keys among `keys` that have a valid signature on `file`.
+pub fn count_signers<'a>(file: &SignedFile, keys: impl IntoIterator<Item = &'a PublicKey>) -> usize {
+    valid_signers(file, keys).len()
 }
 
 /// True when at least `threshold` distinct `keys` signed `file`.

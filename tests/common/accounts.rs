@@ -369,3 +369,49 @@ pub fn init_parts(repo: &mut TestRepo) -> Vec<(String, Bytes)> {
     }
     parts
 }
+
+// ---------------------------------------------------------------------------------------
+// Signing policies (DESIGN §6)
+
+/// Writes policy files ((file name, TOML)) into `dir`, making it if needed.
+pub fn write_policies(dir: &std::path::Path, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+impl TestServer {
+    /// A server with the bootstrap admin (as [`TestServer::with_admin_and`]) whose policies
+    /// folder (`<dir>/policies`) holds `files` ((file name, TOML)) before it starts.
+    pub async fn with_policies(files: &[(&str, &str)], configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let tempdir = tempfile::tempdir().unwrap();
+        let dir = tempdir.path().to_path_buf();
+        write_policies(&dir.join("policies"), files);
+        let mut server = TestServer::in_dir(dir, |c| {
+            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            configure(c);
+        })
+        .await;
+        server._tempdir = Some(tempdir);
+        server
+    }
+}
+
+impl TestServer {
+    /// Starts a server (with the bootstrap admin) over the directory and guard that
+    /// [`TestServer::stop`] returned: for tests that change the stored data in between.
+    pub async fn resumed(
+        dir: std::path::PathBuf,
+        guard: Option<tempfile::TempDir>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let mut server = TestServer::in_dir(dir, |c| {
+            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            configure(c);
+        })
+        .await;
+        server._tempdir = guard;
+        server
+    }
+}

@@ -40,6 +40,7 @@ pub fn test_config(dir: &std::path::Path) -> ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_path: dir.join("data/notarius.db"),
         keys_dir: dir.join("keys"),
+        policies_dir: dir.join("policies"),
         tls: TlsMode::Generated,
         key_passphrase: zeroize::Zeroizing::new("test passphrase".into()),
         old_key_passphrase: None,

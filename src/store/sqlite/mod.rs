@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 mod accounts;
+mod decisions;
 
 pub(crate) use accounts::insert_audit;
 
@@ -371,6 +372,17 @@ impl MetadataStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn archived_root(&self, gun: &str) -> StoreResult<Option<FileRecord>> {
+        let row = sqlx::query(
+            "SELECT role, version, sha256, data, created_at FROM tuf_files_archive WHERE gun = ? AND role = 'root'
+             ORDER BY deletion_id DESC, version DESC LIMIT 1",
+        )
+        .bind(gun)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(file_record).transpose()?)
     }
 
     async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<String>> {

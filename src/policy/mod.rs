@@ -1,0 +1,112 @@
+//! Signing policies (DESIGN §6): which images may be pulled, run or deployed, decided on
+//! verified trust data and on who signed it.
+//!
+//! - [`reference`] normalises image references as docker does.
+//! - [`pattern`] matches GUN patterns, host and path apart.
+//! - [`files`] loads and checks the policy files, and reloads them when they change.
+//! - [`verified`] verifies the stored trust data as a careful client would.
+//! - [`decide`] applies the rules, caches decisions and keeps the decision log.
+//! - [`admission`] turns Kubernetes AdmissionReviews into decisions and back.
+
+pub mod admission;
+pub mod decide;
+pub mod files;
+pub mod pattern;
+pub mod reference;
+pub mod verified;
+
+use serde::Serialize;
+
+/// What a deploy gate is about to do with an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub enum Operation {
+    #[serde(rename = "pull")]
+    Pull,
+    #[serde(rename = "run")]
+    Run,
+    #[serde(rename = "service-create")]
+    ServiceCreate,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 3] = [Operation::Pull, Operation::Run, Operation::ServiceCreate];
+
+    pub fn parse(text: &str) -> Option<Operation> {
+        match text {
+            "pull" => Some(Operation::Pull),
+            "run" => Some(Operation::Run),
+            "service-create" => Some(Operation::ServiceCreate),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Pull => "pull",
+            Operation::Run => "run",
+            Operation::ServiceCreate => "service-create",
+        }
+    }
+}
+
+/// A key whose valid signatures on a role other than `targets/releases` list the
+/// decided digest, traced to its user and the user's teams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signer {
+    pub role: String,
+    pub key_id: String,
+    /// None: the key belongs to no user (or to a revoked key).
+    pub user: Option<String>,
+    pub teams: Vec<String>,
+}
+
+/// One rule's verdict on an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleOutcome {
+    pub name: String,
+    /// The file the rule came from.
+    pub file: String,
+    pub passed: bool,
+    /// `enforce` or `warn`.
+    pub mode: String,
+}
+
+/// The answer of `POST /v1/policy/check` (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    /// `sha256:<hex>` of the image the decision is about, when one was resolved.
+    pub digest: Option<String>,
+    /// The rule that decided: the first failing enforced rule of a denial, else the
+    /// rules that applied, joined with ", "; None when no rule applied.
+    pub rule: Option<String>,
+    pub signers: Vec<Signer>,
+    /// Human-readable: why the image is allowed or denied.
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Every rule that applied, with its verdict (an addition to DESIGN §6's fields).
+    pub rules: Vec<RuleOutcome>,
+}
+
+impl Decision {
+    /// A denial for one reason, with nothing else known.
+    pub fn deny(reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: false,
+            digest: None,
+            rule: None,
+            signers: Vec::new(),
+            reasons: vec![reason.into()],
+            warnings: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// Decides single images; the admission webhook asks it about each image of a workload.
+#[async_trait::async_trait]
+pub trait ImageDecider: Send + Sync {
+    /// Decides `image` for `operation`. A malformed reference is an `Err` with the reason;
+    /// everything else, failures included, is a `Decision` (failures deny).
+    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String>;
+}
