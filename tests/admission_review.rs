@@ -8,8 +8,9 @@
 //! k8s-openapi types around that template. Extra containers are added to the kubectl JSON.
 //! Without kubectl on PATH the tests are skipped, unless `NOTARIUS_REQUIRE_EXTERNAL=1`.
 
+mod support;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -21,29 +22,9 @@ use notarius::policy::admission::{AdmissionError, ImageField, MESSAGE_LIMIT, ima
 use notarius::policy::{Decision, ImageDecider, Operation};
 use serde_json::{Value, json};
 
-// --- finding kubectl (as tests/support/mod.rs `require` does) -------------------------------
-
-fn require(program: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
-    });
-    if found.is_none() {
-        if std::env::var("NOTARIUS_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!("{program} not found on PATH, and NOTARIUS_REQUIRE_EXTERNAL=1 requires it");
-        }
-        eprintln!("skipped: {program} not found");
-    }
-    found
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-}
-
 /// `kubectl <args> --dry-run=client -o json`, parsed; None (test skipped) without kubectl.
 fn kubectl(args: &[&str]) -> Option<Value> {
-    let program = require("kubectl")?;
+    let program = support::require("kubectl")?;
     let output = Command::new(&program)
         .args(args)
         .args(["--dry-run=client", "-o", "json"])

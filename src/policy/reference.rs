@@ -305,30 +305,8 @@ pub(crate) fn valid_host_label(label: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
-/// Docker's path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
-pub(crate) fn valid_path_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let separator = &component[start..i];
-        if !(matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-')) {
-            return false;
-        }
-    }
-    true
-}
+/// Docker's path component (the grammar GUNs use too).
+pub(crate) use crate::tuf::names::valid_path_component;
 
 /// Docker's tag: `[\w][\w.-]{0,127}`, with `\w` the ASCII word characters.
 fn check_tag(tag: &str) -> Result<(), ReferenceError> {

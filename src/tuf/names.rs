@@ -103,7 +103,7 @@ fn valid_host(segment: &str) -> bool {
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*` from docker/distribution's reference grammar.
-fn valid_path_component(segment: &str) -> bool {
+pub fn valid_path_component(segment: &str) -> bool {
     let bytes = segment.as_bytes();
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
