@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// TLS certificate (PEM) to serve instead of the generated one; needs --tls-key.
     #[arg(long, env = "NOTARIUS_TLS_CERT", requires = "tls_key", conflicts_with = "plain_http")]
     pub tls_cert: Option<PathBuf>,
+    /// More DNS names or IP addresses for the generated server certificate (for example a
+    /// Kubernetes service name, `notarius.trust.svc`); repeatable. The certificate is
+    /// made again from the same CA when a name is added.
+    #[arg(long = "tls-name", env = "NOTARIUS_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Vec<String>,
     /// TLS private key (PEM) for --tls-cert.
     #[arg(long, env = "NOTARIUS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -205,6 +210,7 @@ impl ServeArgs {
             database_path: database_path(&self)?,
             keys_dir: self.keys_dir,
             policies_dir: self.policies,
+            tls_names: self.tls_names,
             tls,
             key_passphrase,
             key_algorithm: self.key_algorithm,

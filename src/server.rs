@@ -45,6 +45,8 @@ pub struct ServerConfig {
     /// Folder of the policy files (`*.toml` directly in it).
     pub policies_dir: PathBuf,
     pub tls: TlsMode,
+    /// More names for the generated server certificate (e.g. `notarius.ns.svc`).
+    pub tls_names: Vec<String>,
     pub key_passphrase: Zeroizing<String>,
     /// `NOTARIUS_KEY_PASSPHRASE_OLD`: opens keys sealed before a passphrase change.
     pub old_key_passphrase: Option<Zeroizing<String>>,
@@ -199,10 +201,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
                 TlsMode::Files { cert, key } => (cert.clone(), key.clone(), None),
                 _ => {
                     let dev = DevTls::in_dir(&config.keys_dir);
-                    let extra: Vec<String> = (!config.listen.ip().is_unspecified())
+                    let mut extra: Vec<String> = (!config.listen.ip().is_unspecified())
                         .then(|| config.listen.ip().to_string())
                         .into_iter()
                         .collect();
+                    extra.extend(config.tls_names.iter().cloned());
                     dev.ensure(&extra).context("making the development TLS certificates")?;
                     (dev.server_cert, dev.server_key, Some(dev.ca_cert))
                 }

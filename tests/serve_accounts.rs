@@ -95,3 +95,40 @@ async fn an_open_server_warns_and_the_realm_follows_the_public_url() {
         r#"Bearer realm="https://trust.example.com/base/auth/token",service="notarius",scope="registry:catalog:*""#
     );
 }
+
+/// The DNS names of the generated server certificate in `dir`.
+fn certificate_names(dir: &std::path::Path) -> Vec<String> {
+    let pem = std::fs::read(dir.join("keys/tls/server.crt")).unwrap();
+    let der = notarius::tuf::keys::parse_pem_certificates(&pem).unwrap().remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => Some(dns.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `--tls-name` adds names to the generated certificate (a Kubernetes service name, for
+/// the admission webhook); adding one later re-issues the server certificate from the same
+/// CA, so clients that trust the CA keep working.
+#[tokio::test]
+async fn tls_names_are_added_to_the_generated_certificate() {
+    let server = TestServer::with(|c| c.tls_names = vec!["notarius.trust.svc".into()]).await;
+    let names = certificate_names(&server.dir);
+    assert!(names.contains(&"notarius.trust.svc".to_string()) && names.contains(&"localhost".to_string()), "{names:?}");
+    let ca_before = std::fs::read(server.dir.join("keys/tls/ca.crt")).unwrap();
+    let (dir, guard) = server.stop().await;
+
+    let server = TestServer::in_dir(dir.clone(), |c| c.tls_names = vec!["notarius.other.svc".into()]).await;
+    let names = certificate_names(&dir);
+    assert!(names.contains(&"notarius.other.svc".to_string()), "{names:?}");
+    assert_eq!(std::fs::read(dir.join("keys/tls/ca.crt")).unwrap(), ca_before, "the CA stays");
+    // The test client trusts the CA: the new certificate is served and accepted.
+    assert_eq!(server.get("/healthz").await.status(), 200);
+    server.stop().await;
+    drop(guard);
+}

@@ -34,7 +34,11 @@ impl DevTls {
     /// to the server certificate's names (e.g. a non-loopback listen address).
     pub fn ensure(&self, extra_names: &[String]) -> anyhow::Result<()> {
         if self.ca_cert.exists() && self.server_cert.exists() && self.server_key.exists() {
-            return Ok(());
+            // Names asked for since the certificate was made (say a Kubernetes service
+            // name) get a new server certificate from the same CA; clients keep trusting it.
+            if self.server_cert_names()?.is_some_and(|names| extra_names.iter().all(|n| names.contains(n))) {
+                return Ok(());
+            }
         }
         let dir = self.ca_cert.parent().context("TLS directory")?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -69,6 +73,33 @@ impl DevTls {
         write_file(&self.server_cert, cert.pem().as_bytes(), false)?;
         write_file(&self.server_key, server_key.serialize_pem().as_bytes(), true)?;
         Ok(())
+    }
+}
+
+impl DevTls {
+    /// The DNS names and IP addresses of the current server certificate, or None when it
+    /// cannot be read (it is then made again).
+    fn server_cert_names(&self) -> anyhow::Result<Option<Vec<String>>> {
+        let pem = fs::read(&self.server_cert).with_context(|| format!("reading {}", self.server_cert.display()))?;
+        let Ok(blocks) = crate::tuf::keys::parse_pem_certificates(&pem) else { return Ok(None) };
+        let Some(der) = blocks.first() else { return Ok(None) };
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return Ok(None) };
+        let Ok(Some(san)) = cert.subject_alternative_name() else { return Ok(None) };
+        let names = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => Some(dns.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => Some(IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?).to_string()),
+                    16 => Some(IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        Ok(Some(names))
     }
 }
 

@@ -41,6 +41,7 @@ pub fn test_config(dir: &std::path::Path) -> ServerConfig {
         database_path: dir.join("data/notarius.db"),
         keys_dir: dir.join("keys"),
         policies_dir: dir.join("policies"),
+        tls_names: Vec::new(),
         tls: TlsMode::Generated,
         key_passphrase: zeroize::Zeroizing::new("test passphrase".into()),
         old_key_passphrase: None,
