@@ -100,6 +100,10 @@ struct Args {
     /// every request, for a server with accounts: measures the authenticated path.
     #[arg(long, env = "TRUST_LOAD_AUTH")]
     auth: Option<String>,
+    /// With --auth and --mode reads: the read clients send a registry token from
+    /// `/auth/token` (pull on the read repository) instead, as notary and docker do.
+    #[arg(long, requires = "auth")]
+    registry_token: bool,
     /// Tokio worker threads of the load generator (default: one per CPU).
     #[arg(long, env = "TRUST_LOAD_THREADS")]
     threads: Option<usize>,
@@ -123,7 +127,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let target = Target::new(&args)?;
+    let mut target = Target::new(&args)?;
     let run_id = args.run_id.clone().unwrap_or_else(|| {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis().to_string()).unwrap_or_default()
     });
@@ -140,6 +144,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     println!("{path}");
                 }
                 return Ok(());
+            }
+            if args.registry_token {
+                let url = target.url(&format!("/auth/token?service=notarius&scope=repository:{}:pull", gun(0)));
+                let answer: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
+                let token = answer["token"].as_str().context("the token endpoint answered no token")?;
+                target.authorization = Some(format!("Bearer {token}"));
             }
             let description = format!("reads ({:?}) of {}", args.reads, gun(0)).to_lowercase();
             let urls: Vec<String> = paths.iter().map(|path| target.url(path)).collect();

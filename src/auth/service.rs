@@ -148,6 +148,10 @@ pub struct AuthService {
     verified: Mutex<HashMap<Vec<u8>, (String, Instant)>>,
     /// Recently used personal access tokens by digest.
     tokens: Mutex<HashMap<Vec<u8>, (TokenRecord, Instant)>>,
+    /// Registry tokens already verified, by SHA-256 of the token: a client sends the
+    /// same token with every request of a command, and an ECDSA check costs more than
+    /// the rest of a metadata read. The claims are immutable, so only time is rechecked.
+    verified_jwts: quick_cache::sync::Cache<[u8; 32], Arc<Claims>>,
     failures: Mutex<HashMap<String, FailureCount>>,
     /// Reloads take turns, so a slow reload cannot install an older snapshot over the one
     /// a later change installed (a revoked grant coming back).
@@ -171,6 +175,7 @@ impl AuthService {
             settings,
             verified: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            verified_jwts: quick_cache::sync::Cache::new(10_000),
             failures: Mutex::new(HashMap::new()),
             reload_lock: tokio::sync::Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(1),
@@ -246,7 +251,8 @@ impl AuthService {
                 Ok(caller(Some(token.user), Some(Credential::Token { id: token.id, scopes: token.scopes })))
             }
             Presented::Bearer(jwt) => {
-                let claims = self.issuer.verify(&jwt).ok_or(AuthError::Unauthenticated)?;
+                let claims = self.registry_claims(&jwt).ok_or(AuthError::Unauthenticated)?;
+                let claims = Claims::clone(&claims);
                 if claims.sub.is_empty() {
                     return Ok(caller(None, Some(Credential::Jwt { access: claims.access })));
                 }
@@ -265,6 +271,20 @@ impl AuthService {
                 Ok(caller(Some(user), Some(Credential::Password)))
             }
         }
+    }
+
+    /// The claims of a valid registry token, verified once per token.
+    fn registry_claims(&self, jwt: &str) -> Option<Arc<Claims>> {
+        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, jwt.as_bytes()).as_ref().try_into().ok()?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // The same 60 s leeway as the full check.
+        let current = |claims: &Claims| claims.nbf - 60 <= now && now < claims.exp + 60;
+        if let Some(claims) = self.verified_jwts.get(&digest) {
+            return current(&claims).then_some(claims);
+        }
+        let claims = Arc::new(self.issuer.verify(jwt)?);
+        self.verified_jwts.insert(digest, claims.clone());
+        Some(claims)
     }
 
     async fn personal_token(&self, secret: &str, model: &AccessModel) -> Result<TokenRecord, AuthError> {
@@ -1037,4 +1057,36 @@ pub struct IssuedToken {
     pub token: String,
     pub expires_in: i64,
     pub issued_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::tuf::crypto::KeyAlgorithm;
+
+    async fn service() -> AuthService {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ecdsa).await.unwrap();
+        AuthService::new(store, &keystore, AuthSettings::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn verified_registry_tokens_are_cached_but_still_expire() {
+        let auth = service().await;
+        let anonymous = Caller { user: None, credential: None, remote_addr: String::new(), open: true };
+        let issued = auth.issue_registry_token(&anonymous, &["repository:a/b:pull".into()]).unwrap();
+        let first = auth.registry_claims(&issued.token).unwrap();
+        let again = auth.registry_claims(&issued.token).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the second use comes from the cache");
+        assert!(auth.registry_claims(&format!("{}x", issued.token)).is_none());
+
+        // A cached token past its expiry (and the leeway) is refused without a new check.
+        let mut expired = Claims::clone(&first);
+        expired.exp = OffsetDateTime::now_utc().unix_timestamp() - 61;
+        let stale = "a token that verified a while ago";
+        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, stale.as_bytes()).as_ref().try_into().unwrap();
+        auth.verified_jwts.insert(digest, Arc::new(expired));
+        assert!(auth.registry_claims(stale).is_none());
+    }
 }
