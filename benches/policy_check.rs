@@ -66,7 +66,10 @@ signed_by_teams = ["ci"]
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.concurrency > 0 && args.seconds > 0.0 && args.invalidations > 0, "every count must be positive");
+    anyhow::ensure!(
+        args.concurrency > 0 && args.seconds > 0.0 && args.invalidations > 0,
+        "every count must be positive"
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))
 }
@@ -84,7 +87,8 @@ impl Fixture {
     /// `targets/ci` at its next version: `v1` and one more build, signed by jenkins.
     fn next_ci(&mut self) -> Bytes {
         self.ci_version += 1;
-        let targets = json!({ "v1": target(b"image-manifest"), format!("build-{}", self.ci_version): target(b"other") });
+        let targets =
+            json!({ "v1": target(b"image-manifest"), format!("build-{}", self.ci_version): target(b"other") });
         sign(&targets_body(self.ci_version, targets, no_delegations()), &[&self.ci_key])
     }
 }
@@ -98,9 +102,8 @@ async fn setup(server: &mut TestServer) -> anyhow::Result<Fixture> {
     anyhow::ensure!(status == 204, "adding jenkins to ci: {status}");
     let ci_key = TestKey::ecdsa();
     let certificate = String::from_utf8(ci_key.recertified("jenkins").public)?;
-    let (status, body) = server
-        .admin_api(Method::POST, "/v1/users/jenkins/keys", Some(json!({ "certificate_pem": certificate })))
-        .await;
+    let (status, body) =
+        server.admin_api(Method::POST, "/v1/users/jenkins/keys", Some(json!({ "certificate_pem": certificate }))).await;
     anyhow::ensure!(status == 201, "registering jenkins's key: {status} {body}");
 
     server.set_auth(Some(&admin));
@@ -178,12 +181,12 @@ impl Phase {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut server = TestServer::with_admin_and(|config| write_policies(&config.policies_dir, &[("bench.toml", POLICY)])).await;
+    let mut server =
+        TestServer::with_admin_and(|config| write_policies(&config.policies_dir, &[("bench.toml", POLICY)])).await;
     let mut fixture = setup(&mut server).await?;
     server.set_auth(None);
-    let (_, token) = server
-        .admin_api(Method::POST, "/v1/tokens", Some(json!({ "name": "bench", "scopes": ["policy"] })))
-        .await;
+    let (_, token) =
+        server.admin_api(Method::POST, "/v1/tokens", Some(json!({ "name": "bench", "scopes": ["policy"] }))).await;
     let token = token["token"].as_str().ok_or_else(|| anyhow::anyhow!("no token: {token}"))?.to_owned();
     let url = server.url("/v1/policy/check");
     let gate = server.client_with(Some(&bearer(&token)));

@@ -176,7 +176,8 @@ impl ServeArgs {
                 Zeroizing::new(DEVELOPMENT_PASSPHRASE.to_string())
             }
         };
-        let old_key_passphrase = std::env::var("NOTARIUS_KEY_PASSPHRASE_OLD").ok().filter(|p| !p.is_empty()).map(Zeroizing::new);
+        let old_key_passphrase =
+            std::env::var("NOTARIUS_KEY_PASSPHRASE_OLD").ok().filter(|p| !p.is_empty()).map(Zeroizing::new);
         let bootstrap_admin = match std::env::var("NOTARIUS_BOOTSTRAP_ADMIN") {
             Ok(value) if !value.is_empty() => {
                 let (name, password) =
@@ -190,7 +191,9 @@ impl ServeArgs {
         }
         let scheme = if self.plain_http { "http" } else { "https" };
         let public_url = match self.public_url.clone() {
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => url.trim_end_matches('/').to_owned(),
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                url.trim_end_matches('/').to_owned()
+            }
             Some(url) => bail!("--public-url {url:?} must start with https:// or http://"),
             None if self.listen.ip().is_loopback() || self.listen.ip().is_unspecified() => {
                 format!("{scheme}://localhost:{}", self.listen.port())

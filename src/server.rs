@@ -13,12 +13,12 @@ use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use crate::auth::AuthService;
-use crate::policy::decide::PolicyEngine;
-use crate::policy::files::PolicyWatcher;
 use crate::auth::service::AuthSettings;
 use crate::http::tls::DevTls;
 use crate::http::{AppState, HttpSettings, router};
 use crate::keystore::Keystore;
+use crate::policy::decide::PolicyEngine;
+use crate::policy::files::PolicyWatcher;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::tuf::crypto::KeyAlgorithm;
@@ -146,10 +146,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let auth = Arc::new(
         AuthService::new(store.clone(), &keystore, config.auth.clone()).await.context("opening the account service")?,
     );
-    if let Some((name, password)) = &config.bootstrap_admin {
-        if auth.bootstrap_admin(name, password).await.context("NOTARIUS_BOOTSTRAP_ADMIN")? {
-            tracing::info!(user = %name, "created the bootstrap admin");
-        }
+    if let Some((name, password)) = &config.bootstrap_admin
+        && auth.bootstrap_admin(name, password).await.context("NOTARIUS_BOOTSTRAP_ADMIN")?
+    {
+        tracing::info!(user = %name, "created the bootstrap admin");
     }
     if auth.is_open() {
         if !config.listen.ip().is_loopback() {

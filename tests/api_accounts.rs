@@ -75,7 +75,6 @@ async fn server_with_users() -> TestServer {
     server
 }
 
-
 // --- Users ---------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -32,7 +32,6 @@ async fn setup() -> TestServer {
     server
 }
 
-
 /// `user` publishes the next targets of `repo` (which must be allowed).
 async fn publish_next_as(server: &mut TestServer, user: &str, password: &str, repo: &mut TestRepo, label: &str) {
     server.as_user(user, password, &repo.gun.clone()).await;

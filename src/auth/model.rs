@@ -271,7 +271,13 @@ mod tests {
         disabled.disabled = true;
         AccessModel::new(
             AccountSnapshot {
-                users: vec![user("root", true), user("alice", false), user("bob", false), user("carol", false), disabled],
+                users: vec![
+                    user("root", true),
+                    user("alice", false),
+                    user("bob", false),
+                    user("carol", false),
+                    disabled,
+                ],
                 teams: vec![TeamRecord { name: "ci".into(), members: vec!["carol".into()] }],
                 grants: vec![
                     grant("prod/*", "team", "ci", "write"),
@@ -339,7 +345,9 @@ mod tests {
         assert!(RepositoryPattern::parse("pr*d/*").is_none());
         assert!(RepositoryPattern::parse("Prod/app").is_none());
         let p = RepositoryPattern::parse("prod/*").unwrap();
-        assert!(p.matches("prod/a") && p.matches("localhost:5000/prod/a") && !p.matches("prod") && !p.matches("prodx/a"));
+        assert!(
+            p.matches("prod/a") && p.matches("localhost:5000/prod/a") && !p.matches("prod") && !p.matches("prodx/a")
+        );
         assert_eq!(p.to_string(), "prod/*");
     }
 }

@@ -54,11 +54,9 @@ pub async fn hash_password(password: &str) -> Result<String, AuthError> {
 /// Checks `password` against a stored hash. An unparsable hash never matches.
 pub async fn verify_password(hash: &str, password: &str) -> bool {
     let (hash, password) = (hash.to_owned(), Zeroizing::new(password.to_owned()));
-    tokio::task::spawn_blocking(move || {
-        Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok())
+        .await
+        .unwrap_or(false)
 }
 
 /// A new token secret and the digest to store.

@@ -66,9 +66,14 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone)]
 pub enum Credential {
     Password,
-    Token { id: String, scopes: Vec<String> },
+    Token {
+        id: String,
+        scopes: Vec<String>,
+    },
     /// A registry token: its access claim bounds what the caller may do.
-    Jwt { access: Vec<ResourceActions> },
+    Jwt {
+        access: Vec<ResourceActions>,
+    },
 }
 
 /// Who is asking.
@@ -162,7 +167,11 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    pub async fn new(store: Arc<dyn Store>, keystore: &Keystore, settings: AuthSettings) -> Result<AuthService, AuthError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        keystore: &Keystore,
+        settings: AuthSettings,
+    ) -> Result<AuthService, AuthError> {
         let key = keystore.own_key(TOKEN_SIGNING_KEY).await?;
         let issuer = TokenIssuer::new(key, &settings.issuer, &settings.service)?;
         let ca = UserCa::load(keystore, store.as_ref()).await?;
@@ -219,7 +228,10 @@ impl AuthService {
 
     /// The enabled user who holds the (unrevoked) key with this public key, and their
     /// teams, read now: membership and key revocation count at decision time.
-    pub async fn key_owner(&self, material: &crate::tuf::keys::KeyMaterial) -> Result<Option<(String, Vec<String>)>, AuthError> {
+    pub async fn key_owner(
+        &self,
+        material: &crate::tuf::keys::KeyMaterial,
+    ) -> Result<Option<(String, Vec<String>)>, AuthError> {
         let digest = super::certs::public_key_digest(material);
         let Some(key) = self.store.user_key_by_public(&digest).await? else {
             return Ok(None);
@@ -320,11 +332,12 @@ impl AuthService {
         password: &str,
         remote_addr: &str,
     ) -> Result<(), AuthError> {
-        let cache_key = ring::digest::digest(&ring::digest::SHA256, format!("{user}\0{password}").as_bytes())
-            .as_ref()
-            .to_vec();
+        let cache_key =
+            ring::digest::digest(&ring::digest::SHA256, format!("{user}\0{password}").as_bytes()).as_ref().to_vec();
         let cached = self.verified.lock().ok().is_some_and(|cache| {
-            cache.get(&cache_key).is_some_and(|(name, at)| name == user && at.elapsed() < self.settings.credential_cache)
+            cache
+                .get(&cache_key)
+                .is_some_and(|(name, at)| name == user && at.elapsed() < self.settings.credential_cache)
         });
         if cached && model.active_user(user).is_some() {
             return Ok(());
@@ -332,7 +345,8 @@ impl AuthService {
         let keys = [format!("user:{user}"), format!("addr:{remote_addr}")];
         self.check_failures(&keys)?;
         // An unknown user still pays for a hash, so timing does not tell names apart.
-        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3yHbu8H8cMR6k0Ah0rG2Qw0oVBKZV9Y4NTJ4tqZ8kRI";
+        const DUMMY: &str =
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3yHbu8H8cMR6k0Ah0rG2Qw0oVBKZV9Y4NTJ4tqZ8kRI";
         let (hash, active) = match model.active_user(user) {
             Some(entry) => (entry.password_hash.as_str(), true),
             None => (DUMMY, false),
@@ -357,7 +371,8 @@ impl AuthService {
         for key in keys {
             // An address may stand for many people (a proxy, a NAT): it gets ten times a
             // user's allowance, so one guesser cannot lock everyone behind it out as fast.
-            let limit = if key.starts_with("addr:") { self.settings.max_failures * 10 } else { self.settings.max_failures };
+            let limit =
+                if key.starts_with("addr:") { self.settings.max_failures * 10 } else { self.settings.max_failures };
             if let Some(f) = failures.get(key)
                 && f.count >= limit
                 && f.since.elapsed() < self.settings.failure_window
@@ -443,7 +458,9 @@ impl AuthService {
     fn require_durable_credential(&self, caller: &Caller) -> Result<(), AuthError> {
         self.require_account(caller)?;
         if matches!(caller.credential, Some(Credential::Jwt { .. })) {
-            return Err(AuthError::Denied("use a password or a personal access token for this, not a registry token".into()));
+            return Err(AuthError::Denied(
+                "use a password or a personal access token for this, not a registry token".into(),
+            ));
         }
         Ok(())
     }
@@ -459,11 +476,7 @@ impl AuthService {
 
     fn require_admin(&self, caller: &Caller) -> Result<(), AuthError> {
         self.require_account(caller)?;
-        if self.is_admin(caller) {
-            Ok(())
-        } else {
-            Err(AuthError::Denied("this needs a server admin".into()))
-        }
+        if self.is_admin(caller) { Ok(()) } else { Err(AuthError::Denied("this needs a server admin".into())) }
     }
 
     /// The caller themselves, or an admin.
@@ -496,11 +509,8 @@ impl AuthService {
                 "registry" if name == "catalog" && self.is_admin(caller) => vec![Action::All],
                 _ => Vec::new(),
             };
-            let granted: Vec<String> = requested
-                .iter()
-                .filter(|a| allowed.contains(a))
-                .map(|a| a.as_str().to_owned())
-                .collect();
+            let granted: Vec<String> =
+                requested.iter().filter(|a| allowed.contains(a)).map(|a| a.as_str().to_owned()).collect();
             access.push(ResourceActions { kind: kind.to_owned(), name: name.to_owned(), actions: granted });
         }
         let now = OffsetDateTime::now_utc();
@@ -544,7 +554,13 @@ impl AuthService {
         Ok(created)
     }
 
-    pub async fn create_user(&self, caller: &Caller, name: &str, password: &str, admin: bool) -> Result<UserView, AuthError> {
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<UserView, AuthError> {
         // On an open server the first account must be an admin, or nobody could manage
         // the server once auth applies.
         if self.is_open() && !admin {
@@ -627,7 +643,10 @@ impl AuthService {
         expires_in: Option<i64>,
     ) -> Result<(TokenView, Zeroizing<String>), AuthError> {
         self.require_durable_credential(caller)?;
-        let user = caller.user.clone().ok_or_else(|| AuthError::Invalid("an open server has no users to own tokens".into()))?;
+        let user = caller
+            .user
+            .clone()
+            .ok_or_else(|| AuthError::Invalid("an open server has no users to own tokens".into()))?;
         if name.trim().is_empty() || name.len() > 100 {
             return Err(AuthError::Invalid("name: give a token name of 1 to 100 characters".into()));
         }
@@ -1085,7 +1104,8 @@ mod tests {
         let mut expired = Claims::clone(&first);
         expired.exp = OffsetDateTime::now_utc().unix_timestamp() - 61;
         let stale = "a token that verified a while ago";
-        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, stale.as_bytes()).as_ref().try_into().unwrap();
+        let digest: [u8; 32] =
+            ring::digest::digest(&ring::digest::SHA256, stale.as_bytes()).as_ref().try_into().unwrap();
         auth.verified_jwts.insert(digest, Arc::new(expired));
         assert!(auth.registry_claims(stale).is_none());
     }

@@ -24,14 +24,14 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap, remote: SocketAdd
 
 impl AppState {
     fn challenge(&self, kind: &'static str, name: &str, actions: &[Action], error: Option<&'static str>) -> ApiError {
-        ApiError::Challenge(Challenge {
+        ApiError::Challenge(Box::new(Challenge {
             realm: format!("{}/auth/token", self.public_url.trim_end_matches('/')),
             service: self.auth.settings.service.clone(),
             kind,
             name: name.to_owned(),
             actions: actions.to_vec(),
             error,
-        })
+        }))
     }
 
     /// Allows a `/v2` request on `gun` that needs `needed`, or says why not:
@@ -62,7 +62,9 @@ impl AppState {
             return Ok(());
         }
         let reads_only = needed == [Action::Pull];
-        if caller.user.is_some() && reads_only && self.auth.model().access(caller.user.as_deref(), gun.as_str()).is_none()
+        if caller.user.is_some()
+            && reads_only
+            && self.auth.model().access(caller.user.as_deref(), gun.as_str()).is_none()
         {
             return Err(ApiError::MetadataNotFound { with_detail: true });
         }
@@ -132,8 +134,7 @@ pub async fn token(State(app): State<AppState>, V1Caller(caller): V1Caller, uri:
     }
     match app.auth.issue_registry_token(&caller, &query.scope) {
         Ok(issued) => {
-            let issued_at =
-                issued.issued_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            let issued_at = issued.issued_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
             axum::Json(json!({
                 "token": issued.token,
                 "access_token": issued.token,

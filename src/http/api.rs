@@ -69,7 +69,11 @@ struct NewUser {
     admin: bool,
 }
 
-async fn create_user(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
+async fn create_user(
+    State(app): State<AppState>,
+    V1Caller(caller): V1Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let request: NewUser = body(&bytes)?;
     let user = app.auth.create_user(&caller, &request.name, &request.password, request.admin).await?;
     Ok(created(json!(user)))
@@ -167,7 +171,11 @@ struct NewToken {
     expires_in: Option<i64>,
 }
 
-async fn create_token(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
+async fn create_token(
+    State(app): State<AppState>,
+    V1Caller(caller): V1Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let request: NewToken = body(&bytes)?;
     let (view, secret) = app.auth.create_token(&caller, &request.name, request.scopes, request.expires_in).await?;
     let mut value = json!(view);
@@ -194,7 +202,11 @@ struct NewTeam {
     name: String,
 }
 
-async fn create_team(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
+async fn create_team(
+    State(app): State<AppState>,
+    V1Caller(caller): V1Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let request: NewTeam = body(&bytes)?;
     Ok(created(json!(app.auth.create_team(&caller, &request.name).await?)))
 }
@@ -251,13 +263,21 @@ impl From<GrantBody> for GrantRequest {
     }
 }
 
-async fn add_grant(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
+async fn add_grant(
+    State(app): State<AppState>,
+    V1Caller(caller): V1Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let request: GrantBody = body(&bytes)?;
     let grant = app.auth.put_grant(&caller, &request.into()).await?;
     Ok(created(grant_view(&grant)))
 }
 
-async fn remove_grant(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
+async fn remove_grant(
+    State(app): State<AppState>,
+    V1Caller(caller): V1Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let request: GrantBody = body(&bytes)?;
     app.auth.delete_grant(&caller, &request.into()).await?;
     Ok(no_content())
@@ -275,7 +295,11 @@ struct Visibility {
     public: bool,
 }
 
-async fn set_visibility(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
+async fn set_visibility(
+    State(app): State<AppState>,
+    V1Caller(caller): V1Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let request: Visibility = body(&bytes)?;
     app.auth.set_visibility(&caller, &request.repository, request.public).await?;
     Ok(no_content())

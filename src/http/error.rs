@@ -36,7 +36,7 @@ pub enum ApiError {
     /// 500 `UNKNOWN`.
     Unknown,
     /// 401 `UNAUTHORIZED` on `/v2`, with the registry token challenge (spec §11).
-    Challenge(Challenge),
+    Challenge(Box<Challenge>),
     /// An error of the `/v1` API or the token endpoint (DESIGN §7 codes).
     Account(AuthError),
 }
@@ -222,7 +222,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, detail) = self.parts();
         let extra_header = match &self {
-            ApiError::Challenge(challenge) => HeaderValue::from_str(&challenge.header()).ok().map(|v| (header::WWW_AUTHENTICATE, v)),
+            ApiError::Challenge(challenge) => {
+                HeaderValue::from_str(&challenge.header()).ok().map(|v| (header::WWW_AUTHENTICATE, v))
+            }
             ApiError::Account(AuthError::Unauthenticated) => {
                 Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"notarius\"")))
             }

@@ -51,7 +51,8 @@ fn may_check(app: &AppState, caller: &Caller, gun: &str) -> Result<(), ApiError>
     if app.auth.model().access(caller.user.as_deref(), gun).is_none() {
         return Err(AuthError::NotFound(format!("no repository {gun}")).into());
     }
-    Err(AuthError::Denied(format!("checking images of {gun} needs pull on it, or a token with the policy scope")).into())
+    Err(AuthError::Denied(format!("checking images of {gun} needs pull on it, or a token with the policy scope"))
+        .into())
 }
 
 /// A deploy gate or the admission webhook: policy tokens, admins, or an open server.
@@ -98,10 +99,10 @@ async fn decisions(
 ) -> Result<Response, ApiError> {
     may_gate(&app, &caller)?;
     // Normalised as checks log them, so `nginx` finds `docker.io/library/nginx:latest`.
-    let image = match &query.image {
-        Some(text) => Some(ImageReference::parse(text).map(|r| r.normalized()).unwrap_or_else(|_| text.clone())),
-        None => None,
-    };
+    let image = query
+        .image
+        .as_ref()
+        .map(|text| ImageReference::parse(text).map(|r| r.normalized()).unwrap_or_else(|_| text.clone()));
     app.policy.log().sync().await;
     let records = app
         .trust

@@ -207,12 +207,13 @@ impl Keystore {
     pub async fn reseal_all(&self) -> Result<usize, KeystoreError> {
         let mut count = 0;
         for key in self.store.keys_not_under(&self.keks.current.id).await? {
-            let kek = self.keks.get(&key.kek_id).ok_or_else(|| KeystoreError::WrongPassphrase {
-                kek_id: key.kek_id.clone(),
-                count: 1,
-            })?;
+            let kek = self
+                .keks
+                .get(&key.kek_id)
+                .ok_or_else(|| KeystoreError::WrongPassphrase { kek_id: key.kek_id.clone(), count: 1 })?;
             let aad = associated_data(&key.key_id, &key.gun, &key.role, &key.algorithm);
-            let pkcs8 = kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key.key_id.clone()))?;
+            let pkcs8 =
+                kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key.key_id.clone()))?;
             let (sealed, nonce) = self.keks.current.seal(&aad, &pkcs8)?;
             let resealed = SealedKey { sealed, nonce, kek_id: self.keks.current.id.clone(), ..key.clone() };
             if self.store.reseal_key(&key.key_id, &key.kek_id, &resealed).await? {

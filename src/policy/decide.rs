@@ -197,16 +197,15 @@ impl PolicyEngine {
         }
         let root_history = self.root_history(gun, current).await?;
         let archived_root = match self.trust.store().archived_root(gun.as_str()).await {
-            Ok(Some(record)) => {
-                RoleName::parse("root").and_then(|role| SignedFile::parse(role, record.data).ok())
-            }
+            Ok(Some(record)) => RoleName::parse("root").and_then(|role| SignedFile::parse(role, record.data).ok()),
             Ok(None) => None,
             Err(e) => {
                 tracing::error!(%gun, error = %e, "policy check could not read the archive");
                 return Err(format!("the trust data of {gun} could not be read"));
             }
         };
-        let input = TrustInput { gun, current, root_history: &root_history, archived_root: archived_root.as_ref(), now };
+        let input =
+            TrustInput { gun, current, root_history: &root_history, archived_root: archived_root.as_ref(), now };
         let view = match verify(&input) {
             Ok(view) => view,
             Err(why) => {
@@ -223,7 +222,11 @@ impl PolicyEngine {
     }
 
     /// Every stored version of root, 1 to the current one.
-    async fn root_history(&self, gun: &Gun, current: &BTreeMap<RoleName, SignedFile>) -> Result<Vec<SignedFile>, String> {
+    async fn root_history(
+        &self,
+        gun: &Gun,
+        current: &BTreeMap<RoleName, SignedFile>,
+    ) -> Result<Vec<SignedFile>, String> {
         let Some(root) = current.get(&BaseRole::Root.name()) else {
             return Ok(Vec::new());
         };

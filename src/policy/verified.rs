@@ -130,8 +130,7 @@ fn check_signed<'a>(
 fn verify_roots(input: &TrustInput<'_>) -> Result<(), String> {
     let current = base(input, BaseRole::Root)?;
     let history = input.root_history;
-    if history.len() as i64 != current.version || history.iter().enumerate().any(|(i, f)| f.version != i as i64 + 1)
-    {
+    if history.len() as i64 != current.version || history.iter().enumerate().any(|(i, f)| f.version != i as i64 + 1) {
         return Err(format!("the root versions of {} are incomplete", input.gun));
     }
     for pair in history.windows(2) {
@@ -175,7 +174,8 @@ pub fn verify(input: &TrustInput<'_>) -> Result<VerifiedRepo, String> {
     let timestamp = base(input, BaseRole::Timestamp)?;
     let snapshot = base(input, BaseRole::Snapshot)?;
     let targets = base(input, BaseRole::Targets)?;
-    for (file, role) in [(timestamp, BaseRole::Timestamp), (snapshot, BaseRole::Snapshot), (targets, BaseRole::Targets)] {
+    for (file, role) in [(timestamp, BaseRole::Timestamp), (snapshot, BaseRole::Snapshot), (targets, BaseRole::Targets)]
+    {
         check_signed(file, root.role_keys(role), root.role(role).threshold, input.now)?;
         note(file, &mut valid_until);
     }
@@ -232,7 +232,8 @@ pub fn verify(input: &TrustInput<'_>) -> Result<VerifiedRepo, String> {
             // A delegation key given as a certificate counts only while the certificate is
             // valid (catalogue PC-22: Notary's delegation keys are certificates, and an
             // expired one no longer vouches for its holder).
-            let listed: Vec<&PublicKey> = delegation.key_ids.iter().filter_map(|id| body.delegation_keys.get(id)).collect();
+            let listed: Vec<&PublicKey> =
+                delegation.key_ids.iter().filter_map(|id| body.delegation_keys.get(id)).collect();
             let (keys, lapsed): (Vec<&PublicKey>, Vec<&PublicKey>) = listed.into_iter().partition(|key| {
                 key.certificates.first().is_none_or(|c| c.not_before <= input.now && input.now < c.not_after)
             });

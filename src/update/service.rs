@@ -158,16 +158,18 @@ impl TrustService {
             let now = OffsetDateTime::now_utc();
             match validate_update(gun, &state, &upload, &state.keys, &self.settings, now)? {
                 Outcome::Unchanged => return Ok(()),
-                Outcome::Commit { files, keys_used } => match self.commit(gun, &state, files, keys_used, now, Some(audit.clone())).await {
-                    Ok(_) => return Ok(()),
-                    Err(UpdateError::Store(StoreError::Conflict)) if attempt < COMMIT_ATTEMPTS => {
-                        self.load(gun).await?;
+                Outcome::Commit { files, keys_used } => {
+                    match self.commit(gun, &state, files, keys_used, now, Some(audit.clone())).await {
+                        Ok(_) => return Ok(()),
+                        Err(UpdateError::Store(StoreError::Conflict)) if attempt < COMMIT_ATTEMPTS => {
+                            self.load(gun).await?;
+                        }
+                        Err(UpdateError::Store(StoreError::Conflict)) => {
+                            return Err(UpdateError::OldVersion { role: BaseRole::Timestamp.as_str().into() });
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(UpdateError::Store(StoreError::Conflict)) => {
-                        return Err(UpdateError::OldVersion { role: BaseRole::Timestamp.as_str().into() });
-                    }
-                    Err(e) => return Err(e),
-                },
+                }
             }
         }
     }

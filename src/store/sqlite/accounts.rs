@@ -12,17 +12,15 @@ use crate::store::{
 };
 
 pub(crate) async fn insert_audit(conn: &mut SqliteConnection, record: &AuditRecord) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, repository, detail, remote_addr) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(to_nanos(record.at))
-    .bind(&record.actor)
-    .bind(&record.action)
-    .bind(&record.repository)
-    .bind(record.detail.to_string())
-    .bind(&record.remote_addr)
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO audit_log (at, actor, action, repository, detail, remote_addr) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(to_nanos(record.at))
+        .bind(&record.actor)
+        .bind(&record.action)
+        .bind(&record.repository)
+        .bind(record.detail.to_string())
+        .bind(&record.remote_addr)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -110,9 +108,8 @@ impl AccountStore for SqliteStore {
             .into_iter()
             .map(|name| TeamRecord { name, members: Vec::new() })
             .collect();
-        for row in sqlx::query("SELECT team, user_name FROM team_members ORDER BY team, user_name")
-            .fetch_all(&mut *tx)
-            .await?
+        for row in
+            sqlx::query("SELECT team, user_name FROM team_members ORDER BY team, user_name").fetch_all(&mut *tx).await?
         {
             let team: String = row.try_get("team")?;
             if let Some(entry) = teams.iter_mut().find(|t| t.name == team) {
@@ -134,19 +131,20 @@ impl AccountStore for SqliteStore {
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let repositories = sqlx::query("SELECT gun, public, created_by, created_at FROM repository_settings ORDER BY gun")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(RepositorySettings {
-                    gun: row.try_get("gun")?,
-                    public: row.try_get("public")?,
-                    created_by: row.try_get("created_by")?,
-                    created_at: from_nanos(row.try_get("created_at")?),
+        let repositories =
+            sqlx::query("SELECT gun, public, created_by, created_at FROM repository_settings ORDER BY gun")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(RepositorySettings {
+                        gun: row.try_get("gun")?,
+                        public: row.try_get("public")?,
+                        created_by: row.try_get("created_by")?,
+                        created_at: from_nanos(row.try_get("created_at")?),
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(AccountSnapshot { users, teams, grants, repositories })
     }
 
@@ -243,15 +241,14 @@ impl AccountStore for SqliteStore {
 
     async fn delete_grant(&self, grant: &GrantRecord, audit: &AuditRecord) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "DELETE FROM grants WHERE repository = ? AND subject_kind = ? AND subject = ? AND access = ?",
-        )
-        .bind(&grant.repository)
-        .bind(&grant.subject_kind)
-        .bind(&grant.subject)
-        .bind(&grant.access)
-        .execute(&mut *tx)
-        .await?;
+        let done =
+            sqlx::query("DELETE FROM grants WHERE repository = ? AND subject_kind = ? AND subject = ? AND access = ?")
+                .bind(&grant.repository)
+                .bind(&grant.subject_kind)
+                .bind(&grant.subject)
+                .bind(&grant.access)
+                .execute(&mut *tx)
+                .await?;
         finish(tx, done.rows_affected() > 0, audit).await
     }
 
@@ -317,7 +314,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn user_keys(&self, user: &str) -> StoreResult<Vec<UserKeyRecord>> {
-        let rows = sqlx::query(concat!("SELECT ", user_key_columns!(), " FROM user_keys WHERE user_name = ? ORDER BY created_at, key_id"))
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_key_columns!(),
+            " FROM user_keys WHERE user_name = ? ORDER BY created_at, key_id"
+        ))
         .bind(user)
         .fetch_all(&self.reader)
         .await?;
@@ -325,8 +326,12 @@ impl AccountStore for SqliteStore {
     }
 
     async fn user_key_by_public(&self, public_sha256: &str) -> StoreResult<Option<UserKeyRecord>> {
-        let row = sqlx::query(concat!("SELECT ", user_key_columns!(), " FROM user_keys WHERE public_sha256 = ? AND revoked_at IS NULL
-             ORDER BY created_at LIMIT 1"))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_key_columns!(),
+            " FROM user_keys WHERE public_sha256 = ? AND revoked_at IS NULL
+             ORDER BY created_at LIMIT 1"
+        ))
         .bind(public_sha256)
         .fetch_optional(&self.reader)
         .await?;
@@ -371,7 +376,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn tokens(&self, user: Option<&str>) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE (?1 IS NULL OR user_name = ?1) ORDER BY created_at, id"))
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE (?1 IS NULL OR user_name = ?1) ORDER BY created_at, id"
+        ))
         .bind(user)
         .fetch_all(&self.reader)
         .await?;

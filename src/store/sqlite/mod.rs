@@ -25,8 +25,8 @@ mod decisions;
 pub(crate) use accounts::insert_audit;
 
 use super::{
-    AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord, KeyStore,
-    MAX_CHANGE_PAGE, MetadataStore, SealedKey, StoreError, StoreResult, from_nanos, to_nanos,
+    AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord,
+    KeyStore, MAX_CHANGE_PAGE, MetadataStore, SealedKey, StoreError, StoreResult, from_nanos, to_nanos,
 };
 
 pub struct SqliteStore {
@@ -368,7 +368,7 @@ impl MetadataStore for SqliteStore {
         if let Some(audit) = audit {
             let mut record = audit.clone();
             record.detail = serde_json::json!({ "archived_with_change": deletion_id });
-            insert_audit(&mut *tx, &record).await?;
+            insert_audit(&mut tx, &record).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -502,14 +502,15 @@ impl KeyStore for SqliteStore {
     }
 
     async fn reseal_key(&self, key_id: &str, old_kek_id: &str, resealed: &SealedKey) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE private_keys SET sealed = ?, nonce = ?, kek_id = ? WHERE key_id = ? AND kek_id = ?")
-            .bind(&resealed.sealed)
-            .bind(&resealed.nonce)
-            .bind(&resealed.kek_id)
-            .bind(key_id)
-            .bind(old_kek_id)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("UPDATE private_keys SET sealed = ?, nonce = ?, kek_id = ? WHERE key_id = ? AND kek_id = ?")
+                .bind(&resealed.sealed)
+                .bind(&resealed.nonce)
+                .bind(&resealed.kek_id)
+                .bind(key_id)
+                .bind(old_kek_id)
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
