@@ -165,7 +165,7 @@ impl PolicyEngine {
         // Decisions that need no trust data stay valid until something else changes.
         let forever = now + time::Duration::days(365);
         if !policies.content_trust {
-            let mut decision = Decision::deny("");
+            let mut decision = Decision::blank();
             decision.allowed = true;
             decision.digest = reference.digest.clone();
             decision.reasons = vec!["content trust is off (content_trust = false): every image is allowed".into()];
@@ -252,8 +252,7 @@ impl PolicyEngine {
         rules: &[&Rule],
         view: &VerifiedRepo,
     ) -> Result<Decision, String> {
-        let mut decision = Decision::deny("");
-        decision.reasons.clear();
+        let mut decision = Decision::blank();
         decision.rule = Some(rule_names(rules));
         decision.warnings.extend(view.notes.iter().cloned());
         decision.reasons.extend(view.notes.iter().cloned());

@@ -89,17 +89,22 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// A denial for one reason, with nothing else known.
-    pub fn deny(reason: impl Into<String>) -> Decision {
+    /// A denial with nothing known yet: no reason, digest, signer or rule.
+    pub fn blank() -> Decision {
         Decision {
             allowed: false,
             digest: None,
             rule: None,
             signers: Vec::new(),
-            reasons: vec![reason.into()],
+            reasons: Vec::new(),
             warnings: Vec::new(),
             rules: Vec::new(),
         }
+    }
+
+    /// A denial for one reason, with nothing else known.
+    pub fn deny(reason: impl Into<String>) -> Decision {
+        Decision { reasons: vec![reason.into()], ..Decision::blank() }
     }
 }
 
