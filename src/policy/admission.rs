@@ -14,7 +14,8 @@
 //!   Every other kind, group or subresource is not our business and is allowed untouched: the
 //!   webhook rules (docs/kubernetes.md) only send the kinds above. Another version of a listed
 //!   kind (say `batch/v1beta1` CronJob) is denied, saying so, rather than read wrongly.
-//! - Every image of `containers`, `initContainers` and `ephemeralContainers` must be allowed;
+//! - Every image of `containers`, `initContainers`, `ephemeralContainers` and image volumes
+//!   (`volumes[].image.reference`) must be allowed;
 //!   one denied image denies the whole object, and the message names each failing image with
 //!   the containers that use it and the reasons. A reference the decider cannot parse denies
 //!   with the decider's message.
@@ -110,7 +111,8 @@ pub struct ImageField {
     pub image: String,
     /// The container's name.
     pub container: String,
-    /// `"containers"`, `"initContainers"` or `"ephemeralContainers"`.
+    /// `"containers"`, `"initContainers"`, `"ephemeralContainers"`, or `"volumes"` for
+    /// an image volume (the name is then the volume's).
     pub section: &'static str,
 }
 
@@ -135,8 +137,8 @@ const WORKLOADS: [(&str, &str); 8] = [
 ];
 
 /// The images of a workload object of `kind` (one of [`WORKLOADS`]), with the JSON pointer of
-/// each image field: `containers`, then `initContainers`, then `ephemeralContainers`, each in
-/// order. The object is read as the typed Kubernetes object, so a malformed one is an error
+/// each image field: `containers`, then `initContainers`, then `ephemeralContainers`, then
+/// image volumes, each in order. The object is read as the typed Kubernetes object, so a malformed one is an error
 /// naming the problem. Containers without an image (allowed in pod templates, which a later
 /// webhook or controller may fill) have no image field; the Pods made from them are checked.
 pub fn images_of(kind: &str, object: &Value) -> Result<Vec<ImageField>, AdmissionError> {
@@ -174,10 +176,10 @@ fn typed<T: serde::de::DeserializeOwned>(kind: &str, object: &Value) -> Result<T
 
 fn fields_of(base: &str, spec: &PodSpec) -> Vec<ImageField> {
     let mut fields = Vec::new();
-    let mut add = |section: &'static str, index: usize, name: &str, image: Option<&str>| {
+    let mut add = |section: &'static str, index: usize, field: &str, name: &str, image: Option<&str>| {
         if let Some(image) = image.filter(|image| !image.is_empty()) {
             fields.push(ImageField {
-                pointer: format!("{base}/{section}/{index}/image"),
+                pointer: format!("{base}/{section}/{index}/{field}"),
                 image: image.to_owned(),
                 container: name.to_owned(),
                 section,
@@ -185,13 +187,19 @@ fn fields_of(base: &str, spec: &PodSpec) -> Vec<ImageField> {
         }
     };
     for (index, c) in spec.containers.iter().enumerate() {
-        add("containers", index, &c.name, c.image.as_deref());
+        add("containers", index, "image", &c.name, c.image.as_deref());
     }
     for (index, c) in spec.init_containers.iter().flatten().enumerate() {
-        add("initContainers", index, &c.name, c.image.as_deref());
+        add("initContainers", index, "image", &c.name, c.image.as_deref());
     }
     for (index, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        add("ephemeralContainers", index, &c.name, c.image.as_deref());
+        add("ephemeralContainers", index, "image", &c.name, c.image.as_deref());
+    }
+    // Image volumes (an OCI image mounted as a volume) are pulled like container images:
+    // an unsigned one must not slip in beside signed containers.
+    for (index, volume) in spec.volumes.iter().flatten().enumerate() {
+        let reference = volume.image.as_ref().and_then(|image| image.reference.as_deref());
+        add("volumes", index, "image/reference", &volume.name, reference);
     }
     fields
 }
@@ -667,6 +675,23 @@ mod tests {
             ]
         );
         assert!(images_of("Pod", &json!({ "apiVersion": "v1", "kind": "Pod" })).unwrap().is_empty());
+    }
+
+    #[test]
+    fn image_volumes_are_images_too() {
+        let pod = json!({ "kind": "Pod", "spec": {
+            "containers": [{ "name": "web", "image": SIGNED }],
+            "volumes": [
+                { "name": "config", "configMap": { "name": "c" } },
+                { "name": "models", "image": { "reference": "registry.example.com/prod/models:v3" } },
+            ],
+        }});
+        let fields = images_of("Pod", &pod).unwrap();
+        assert_eq!(fields.len(), 2);
+        assert_eq!(
+            (fields[1].pointer.as_str(), fields[1].image.as_str(), fields[1].section, fields[1].container.as_str()),
+            ("/spec/volumes/1/image/reference", "registry.example.com/prod/models:v3", "volumes", "models")
+        );
     }
 
     #[test]
