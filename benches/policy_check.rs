@@ -31,7 +31,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use common::accounts::{admin_auth, bearer, write_policies};
+use common::accounts::{CI_POLICY, admin_auth, bearer, write_policies};
 use common::{Delegation, TestKey, TestRepo, TestServer, delegations_json, no_delegations, sign, target, targets_body};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -54,15 +54,6 @@ struct Args {
 }
 
 const GUN: &str = "registry.example.com/prod/app";
-const POLICY: &str = r#"
-content_trust = true
-default = "deny"
-
-[[rule]]
-name = "production needs CI"
-repositories = ["registry.example.com/prod/**"]
-signed_by_teams = ["ci"]
-"#;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -182,7 +173,7 @@ impl Phase {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut server =
-        TestServer::with_admin_and(|config| write_policies(&config.policies_dir, &[("bench.toml", POLICY)])).await;
+        TestServer::with_admin_and(|config| write_policies(&config.policies_dir, &[("bench.toml", CI_POLICY)])).await;
     let mut fixture = setup(&mut server).await?;
     server.set_auth(None);
     let (_, token) =

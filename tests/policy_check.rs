@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use common::accounts::{ADMIN, admin_auth, basic, bearer, query_encode};
+use common::accounts::{ADMIN, CI_POLICY, admin_auth, basic, bearer, query_encode};
 use common::*;
 use notarius::tuf::PublicKey;
 use notarius::tuf::crypto::{KeyAlgorithm, SigningKey};
@@ -22,20 +22,6 @@ use serde_json::{Value, json};
 use time::Duration;
 
 const GUN: &str = "registry.example.com/prod/app";
-
-/// The seed's policy: production images need a signature by a member of team ci.
-const CI_POLICY: &str = r#"
-content_trust = true
-default = "deny"
-
-[[rule]]
-name = "production needs CI"
-repositories = ["registry.example.com/prod/**"]
-operations = ["pull", "run", "service-create"]
-signed_by_teams = ["ci"]
-min_signers = 1
-mode = "enforce"
-"#;
 
 const CI_RULE: &str = "production needs CI";
 
@@ -54,6 +40,17 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The seed's happy path: jenkins (team ci) signed tag `v1` into targets/releases and
+    /// targets/ci, as `docker trust sign` does.
+    async fn jenkins_signed_v1() -> (Fixture, TestKey) {
+        let mut f = Fixture::ci().await;
+        f.user("jenkins", &["ci"]).await;
+        let jenkins = f.key_of("jenkins").await;
+        f.docker_layout(&[("ci", &jenkins)]).await;
+        f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+        (f, jenkins)
+    }
+
     /// `CI_POLICY`, a server-signed snapshot (as after `notary key rotate snapshot -r`).
     async fn ci() -> Fixture {
         Fixture::new(&[("ci.toml", CI_POLICY)], true, |_| {}).await
@@ -312,11 +309,7 @@ fn rule_outcome(decision: &Value, name: &str) -> Value {
 ///    operation; the signer is jenkins in team ci from `targets/ci`, never releases.
 #[tokio::test]
 async fn ci_member_signed_in_ci_and_releases_is_allowed() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (f, jenkins) = Fixture::jenkins_signed_v1().await;
 
     for operation in ["pull", "run", "service-create"] {
         let decision = f.check_op(&image("v1"), operation).await;
@@ -482,11 +475,7 @@ async fn wait_until(start: std::time::Instant, seconds: u64) {
 ///     (the cached allow does not outlive the file it rested on) (PC-04).
 #[tokio::test]
 async fn expired_targets_are_denied() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (mut f, jenkins) = Fixture::jenkins_signed_v1().await;
 
     // The next targets (same delegations) expires in a few seconds.
     let start = std::time::Instant::now();
@@ -634,11 +623,7 @@ async fn a_ci_role_short_of_its_threshold_is_denied() {
 ///    not survive the revocation (PC-08).
 #[tokio::test]
 async fn a_key_revoked_after_signing_is_denied_at_once() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (f, jenkins) = Fixture::jenkins_signed_v1().await;
     let first = f.check(&image("v1")).await;
     assert_allowed(&first, &digest_of("app v1"));
     assert_eq!(f.check(&image("v1")).await, first, "the cached answer is the same");
@@ -654,11 +639,7 @@ async fn a_key_revoked_after_signing_is_denied_at_once() {
 /// 10. A signer removed from the team: allowed before, denied after.
 #[tokio::test]
 async fn a_signer_removed_from_the_team_is_denied_at_once() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (f, _) = Fixture::jenkins_signed_v1().await;
     let first = f.check(&image("v1")).await;
     assert_allowed(&first, &digest_of("app v1"));
     assert_eq!(f.check(&image("v1")).await, first);
@@ -692,11 +673,7 @@ async fn no_trust_data_is_denied() {
 ///     says the root changed without a signed rotation (PC-21).
 #[tokio::test]
 async fn a_deleted_and_recreated_repository_follows_the_new_root_and_says_so() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (mut f, jenkins) = Fixture::jenkins_signed_v1().await;
     assert_allowed(&f.check(&image("v1")).await, &digest_of("app v1"));
 
     let response = f.server.delete(&format!("/v2/{GUN}/_trust/tuf/")).await;
@@ -795,11 +772,7 @@ async fn two_teams_must_both_sign() {
 ///     `targets` (no releases entry) resolves there and is allowed.
 #[tokio::test]
 async fn a_tag_only_in_the_ci_role_is_denied() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (mut f, jenkins) = Fixture::jenkins_signed_v1().await;
     f.sign("targets/ci", &[&jenkins], json!({ "v1": target(b"app v1"), "ci-only": target(b"ci only") })).await;
 
     let decision = f.check(&image("ci-only")).await;
@@ -1026,11 +999,7 @@ async fn checking_needs_credentials_and_pull_or_the_policy_scope() {
 /// of DESIGN §7; `?image=` filters by the normalised reference.
 #[tokio::test]
 async fn every_decision_is_logged_newest_first() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (mut f, jenkins) = Fixture::jenkins_signed_v1().await;
     f.sign("targets/releases", &[&jenkins], json!({ "v1": target(b"app v1"), "v2": target(b"app v2") })).await;
 
     let allowed = f.check(&image("v1")).await;
@@ -1091,11 +1060,7 @@ async fn every_decision_is_logged_newest_first() {
 /// takes the tag out of `targets/ci` is reflected by the very next check.
 #[tokio::test]
 async fn cached_decisions_follow_every_publish() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (mut f, jenkins) = Fixture::jenkins_signed_v1().await;
 
     let first = f.check(&image("v1")).await;
     assert_allowed(&first, &digest_of("app v1"));
@@ -1119,11 +1084,7 @@ async fn cached_decisions_follow_every_publish() {
 /// A signer whose account is disabled signs for nobody; the cached allow does not survive.
 #[tokio::test]
 async fn a_disabled_signer_is_denied_at_once() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (f, _) = Fixture::jenkins_signed_v1().await;
     let first = f.check(&image("v1")).await;
     assert_allowed(&first, &digest_of("app v1"));
     assert_eq!(f.check(&image("v1")).await, first);
@@ -1187,11 +1148,7 @@ async fn a_removed_or_rekeyed_ci_delegation_does_not_count() {
 /// Tags are compared byte for byte (PC-24): `V1` is not `v1`.
 #[tokio::test]
 async fn tags_are_matched_byte_exactly() {
-    let mut f = Fixture::ci().await;
-    f.user("jenkins", &["ci"]).await;
-    let jenkins = f.key_of("jenkins").await;
-    f.docker_layout(&[("ci", &jenkins)]).await;
-    f.docker_sign("targets/ci", &jenkins, json!({}), "v1", "app v1").await;
+    let (f, _) = Fixture::jenkins_signed_v1().await;
     assert_allowed(&f.check(&image("v1")).await, &digest_of("app v1"));
     let decision = f.check(&image("V1")).await;
     assert_denied(&decision, &["V1"]);

@@ -415,3 +415,17 @@ impl TestServer {
         server
     }
 }
+
+/// The seed's policy (003): production images need a signature by a member of team ci.
+pub const CI_POLICY: &str = r#"
+content_trust = true
+default = "deny"
+
+[[rule]]
+name = "production needs CI"
+repositories = ["registry.example.com/prod/**"]
+operations = ["pull", "run", "service-create"]
+signed_by_teams = ["ci"]
+min_signers = 1
+mode = "enforce"
+"#;
