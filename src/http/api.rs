@@ -42,9 +42,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/kek/rotate", post(rotate_kek))
 }
 
-/// Parses a JSON body strictly: unknown fields are refused, so a typo never passes
-/// silently as a default.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+/// Parses a JSON body as a 400 `INVALID` when it does not fit; with
+/// `deny_unknown_fields` on the target, a typo never passes silently as a default.
+pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| AuthError::Invalid(format!("request body: {e}")).into())
 }
 

@@ -65,8 +65,7 @@ fn may_gate(app: &AppState, caller: &Caller) -> Result<(), ApiError> {
 }
 
 async fn check(State(app): State<AppState>, V1Caller(caller): V1Caller, bytes: Bytes) -> Result<Response, ApiError> {
-    let request: CheckRequest =
-        serde_json::from_slice(&bytes).map_err(|e| AuthError::Invalid(format!("request body: {e}")))?;
+    let request: CheckRequest = super::api::body(&bytes)?;
     let operation = Operation::parse(&request.operation)
         .ok_or_else(|| AuthError::Invalid("operation: one of pull, run, service-create".into()))?;
     let reference = ImageReference::parse(&request.image).map_err(|e| AuthError::Invalid(format!("image: {e}")))?;

@@ -474,6 +474,35 @@ impl<'a> Notary<'a> {
     }
 }
 
+/// Runs `../shared/conformance/notary-cli.sh` against `server`, with `NOTARY_AUTH` for
+/// `auth` when given, and requires every case to pass. None (after a skip message) when
+/// the script, bash, notary or openssl is missing.
+pub fn conformance(server: &Server, auth: Option<(&str, &str)>) -> Option<Run> {
+    use base64::Engine as _;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/notary-cli.sh");
+    if !script.is_file() {
+        eprintln!("skipped: conformance script not found at {}", script.display());
+        return None;
+    }
+    let [bash, _, _] = require_all(["bash", "notary", "openssl"])?;
+    let mut command = Command::new(bash);
+    command.arg(&script).arg(&server.url).arg(&server.ca).env_remove("NOTARY_AUTH");
+    if let Some((user, password)) = auth {
+        command.env("NOTARY_AUTH", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+    }
+    let result = run(command, None);
+    let summary = result.stdout.lines().last().unwrap_or_default().to_string();
+    let passed: usize = summary.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(
+        result.success() && summary.ends_with(" passed, 0 failed") && passed > 0,
+        "conformance as {} failed ({summary}): {}\nserver log:\n{}",
+        auth.map_or("anonymous", |(user, _)| user),
+        result.describe(),
+        server.log()
+    );
+    Some(result)
+}
+
 /// Target names from `notary list` output: the rows below the `----` rule.
 pub fn listed_targets(output: &str) -> std::collections::BTreeSet<String> {
     output
