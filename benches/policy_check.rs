@@ -24,17 +24,19 @@
 //! server, so rates understate what a separate server would do. The last line,
 //! `RESULT {...}`, repeats the figures as JSON.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/test_app/mod.rs"]
+mod test_app;
 
 use std::time::{Duration as StdDuration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use common::accounts::{CI_POLICY, admin_auth, bearer, write_policies};
-use common::{Delegation, TestKey, TestRepo, TestServer, delegations_json, no_delegations, sign, target, targets_body};
 use reqwest::Method;
 use serde_json::{Value, json};
+use test_app::accounts::{CI_POLICY, admin_auth, bearer, write_policies};
+use test_app::{
+    Delegation, TestKey, TestRepo, TestServer, delegations_json, no_delegations, sign, target, targets_body,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "policy_check", about = "Decisions per second of POST /v1/policy/check")]
@@ -109,7 +111,7 @@ async fn setup(server: &mut TestServer) -> anyhow::Result<Fixture> {
         ci_key,
         releases: releases.clone(),
         ci_version: 0,
-        digest: format!("sha256:{}", common::sha256_hex(b"image-manifest")),
+        digest: format!("sha256:{}", test_app::sha256_hex(b"image-manifest")),
     };
     let ci = fixture.next_ci();
     let parts = vec![

@@ -24,8 +24,8 @@
 //! Each run uses new repositories (`<namespace>/app-<run id>-<n>`): notary-server's
 //! memory store keeps data until restart and notarius keeps it on disk.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/test_app/mod.rs"]
+mod test_app;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,9 +34,9 @@ use std::time::{Duration as StdDuration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use common::{SnapshotSigner, TestKey, TestRepo, multipart, no_delegations, target};
 use notarius::tuf::PublicKey;
 use serde_json::{Value, json};
+use test_app::{SnapshotSigner, TestKey, TestRepo, multipart, no_delegations, target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {

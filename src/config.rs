@@ -15,7 +15,7 @@ use crate::http::HttpSettings;
 use crate::keystore::DEVELOPMENT_PASSPHRASE;
 use crate::server::{ServerConfig, TlsMode};
 use crate::tuf::crypto::KeyAlgorithm;
-use crate::update::Settings;
+use crate::update::UpdateSettings;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -74,7 +74,7 @@ pub struct ServeArgs {
     #[arg(long, env = "NOTARIUS_MAX_PARTS", default_value_t = HttpSettings::default().max_parts)]
     pub max_parts: usize,
     /// Largest version step of a client-signed role in one update.
-    #[arg(long, env = "NOTARIUS_MAX_VERSION_JUMP", default_value_t = Settings::default().max_version_jump)]
+    #[arg(long, env = "NOTARIUS_MAX_VERSION_JUMP", default_value_t = UpdateSettings::default().max_version_jump)]
     pub max_version_jump: i64,
     /// Cache-Control max-age of current metadata, in seconds (0 disables caching).
     #[arg(long, env = "NOTARIUS_CURRENT_MAX_AGE", default_value_t = 300)]
@@ -217,7 +217,7 @@ impl ServeArgs {
             tls,
             key_passphrase,
             key_algorithm: self.key_algorithm,
-            update: Settings {
+            update: UpdateSettings {
                 timestamp_lifetime: self.timestamp_lifetime,
                 snapshot_lifetime: self.snapshot_lifetime,
                 max_version_jump: self.max_version_jump,

@@ -22,7 +22,7 @@ use crate::policy::files::PolicyWatcher;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::tuf::crypto::KeyAlgorithm;
-use crate::update::{Settings, TrustService};
+use crate::update::{TrustService, UpdateSettings};
 
 #[derive(Debug, Clone)]
 pub enum TlsMode {
@@ -57,7 +57,7 @@ pub struct ServerConfig {
     /// the bound port.
     pub public_url: String,
     pub key_algorithm: KeyAlgorithm,
-    pub update: Settings,
+    pub update: UpdateSettings,
     pub http: HttpSettings,
     /// Memory for cached current metadata.
     pub cache_bytes: u64,

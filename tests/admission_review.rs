@@ -8,7 +8,7 @@
 //! k8s-openapi types around that template. Extra containers are added to the kubectl JSON.
 //! Without kubectl on PATH the tests are skipped, unless `NOTARIUS_REQUIRE_EXTERNAL=1`.
 
-mod support;
+mod external;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 /// `kubectl <args> --dry-run=client -o json`, parsed; None (test skipped) without kubectl.
 fn kubectl(args: &[&str]) -> Option<Value> {
-    let program = support::require("kubectl")?;
+    let program = external::require("kubectl")?;
     let output = Command::new(&program)
         .args(args)
         .args(["--dry-run=client", "-o", "json"])

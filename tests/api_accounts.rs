@@ -3,14 +3,14 @@
 //! documented codes, credentials are checked as DESIGN §5 says, and the audit log records
 //! every change with its actor and address.
 
-mod common;
+mod test_app;
 
 use std::time::Duration as StdDuration;
 
-use common::accounts::*;
-use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
+use test_app::accounts::*;
+use test_app::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

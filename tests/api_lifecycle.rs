@@ -1,11 +1,11 @@
 //! A repository's life over a real socket: key rotations, delegations, empty publishes,
 //! concurrent publishers, and renewal of server-signed files on read.
 
-mod common;
+mod test_app;
 
-use common::*;
 use notarius::tuf::verify::meets_threshold;
 use serde_json::json;
+use test_app::*;
 use time::Duration;
 
 #[tokio::test]

@@ -1,12 +1,12 @@
 //! Every notary-server route over a real TLS socket: bodies, status codes, content types
 //! and caching headers as the reference server answers them (spec §1, §6, §7, §9, §10).
 
-mod common;
+mod test_app;
 
-use common::*;
 use notarius::tuf::verify::meets_threshold;
 use notarius::tuf::{BaseRole, SignedFile};
 use serde_json::{Value, json};
+use test_app::*;
 
 #[tokio::test]
 async fn ping_health_and_metrics() {

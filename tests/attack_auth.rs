@@ -8,15 +8,15 @@
 //! `GET /auth/token?service=notarius&scope=repository:<gun>:push,pull` with Basic
 //! credentials, sent as `Authorization: Bearer`.
 
-mod common;
+mod test_app;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use common::accounts::*;
-use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
+use test_app::accounts::*;
+use test_app::*;
 
 const ALICE: &str = "alicepassword";
 const BOB: &str = "bobpassword";

@@ -3,11 +3,11 @@
 //! for size), leaves every stored byte as it was, and the next honest publish succeeds.
 //! Test names carry the catalogue IDs.
 
-mod common;
+mod test_app;
 
 use bytes::Bytes;
-use common::*;
 use serde_json::{Value, json};
+use test_app::*;
 
 /// A repository with a client-held snapshot key, published once.
 async fn setup(server: &TestServer, gun: &str) -> TestRepo {

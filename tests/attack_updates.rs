@@ -2,13 +2,13 @@
 //! Notary's code in Notary's envelope, leaving every stored byte as it was, after which
 //! an honest publish still succeeds. Test names carry the catalogue IDs.
 
-mod common;
+mod test_app;
 
 use bytes::Bytes;
-use common::*;
 use notarius::tuf::RoleName;
 use notarius::tuf::SignedFile;
 use serde_json::{Value, json};
+use test_app::*;
 use time::{Duration, OffsetDateTime};
 
 /// What a refusal must look like.
@@ -445,7 +445,7 @@ async fn th_05_the_server_must_hold_the_timestamp_keys() {
     assert_eq!(server.current(gun, "root").await, None);
     let (dir, _guard) = server.stop().await;
     let store = notarius::store::sqlite::SqliteStore::open(&dir.join("data/notarius.db")).await.unwrap();
-    let keys = notarius::store::KeyStore::keys_for(&store, gun).await.unwrap();
+    let keys = notarius::store::SealedKeyStore::keys_for(&store, gun).await.unwrap();
     assert!(keys.is_empty(), "a refused root created keys: {keys:?}");
 }
 

@@ -1,14 +1,14 @@
 //! `notarius admin ...` as a user runs it: the built binary against an in-process server
 //! over HTTPS, with credentials on stdin or in NOTARIUS_TOKEN.
 
-mod common;
+mod test_app;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
 use serde_json::{Value, json};
+use test_app::*;
 
 const ROOT_PASSWORD: &str = "rootpassword";
 

@@ -6,15 +6,15 @@
 //! Needs `notary` (and `docker`, `bash`, `openssl` for some tests); without them the tests
 //! say "skipped: ..." and pass, unless `NOTARIUS_REQUIRE_EXTERNAL=1`.
 
-mod support;
+mod external;
 
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use external::{Notary, Run, Server, run, sha256_hex, unique};
 use serde_json::{Value, json};
-use support::{Notary, Run, Server, run, sha256_hex, unique};
 
 const ADMIN: (&str, &str) = ("root", "root-password");
 const BOOTSTRAP: &str = "root:root-password";
@@ -67,7 +67,7 @@ fn content_sha(content: &str) -> String {
 /// and no server key was made for the name.
 #[test]
 fn anonymous_push_is_refused_and_stores_nothing() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = server_with_accounts();
@@ -89,7 +89,7 @@ fn anonymous_push_is_refused_and_stores_nothing() {
 /// (init, publish, delegations, key rotations, delete), and so does the admin.
 #[test]
 fn conformance_script_passes_with_notary_auth() {
-    if support::require_all(["bash", "notary", "openssl"]).is_none() {
+    if external::require_all(["bash", "notary", "openssl"]).is_none() {
         return;
     }
     let server = server_with_accounts();
@@ -102,7 +102,7 @@ fn conformance_script_passes_with_notary_auth() {
     );
     assert_eq!(status, 201, "{body}");
     for user in [(writer.0.as_str(), writer.1.as_str()), ADMIN] {
-        if support::conformance(&server, Some(user)).is_none() {
+        if external::conformance(&server, Some(user)).is_none() {
             return;
         }
     }
@@ -117,7 +117,7 @@ fn conformance_script_passes_with_notary_auth() {
 /// owner's keys; alice cannot create a repository in bob's namespace.
 #[test]
 fn readers_read_and_namespaces_belong_to_their_users() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = server_with_accounts();
@@ -173,7 +173,7 @@ fn readers_read_and_namespaces_belong_to_their_users() {
 /// notary client cannot tell it from a missing one.
 #[test]
 fn private_repositories_are_invisible() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = server_with_accounts();
@@ -209,7 +209,7 @@ fn private_repositories_are_invisible() {
 /// A personal access token works as the password in `NOTARY_AUTH`; revoked, it stops.
 #[test]
 fn a_personal_access_token_is_a_password() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = server_with_accounts();
@@ -250,7 +250,7 @@ fn a_personal_access_token_is_a_password() {
 /// shows. The bundle's key signs for the delegation through `notary key import`.
 #[test]
 fn bundle_certificates_are_matched_to_their_user() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = server_with_accounts();
@@ -319,7 +319,7 @@ fn key_ids(server: &Server, gun: &str, role: &str) -> Vec<String> {
 /// up exactly the staged key, and clients follow.
 #[test]
 fn admin_key_rotation_keeps_pinned_clients_working() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = server_with_accounts();
@@ -385,7 +385,7 @@ fn admin_key_rotation_keeps_pinned_clients_working() {
 /// with the old one. A pinned notary client reads and publishes throughout.
 #[test]
 fn a_passphrase_change_reseals_keys_while_serving() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let base = [("NOTARIUS_BOOTSTRAP_ADMIN", BOOTSTRAP)];
@@ -434,7 +434,7 @@ fn a_passphrase_change_reseals_keys_while_serving() {
 /// credentials, or as another user, it is refused and nothing is stored.
 #[test]
 fn docker_trust_uses_config_json_credentials() {
-    let Some(docker) = support::require("docker") else {
+    let Some(docker) = external::require("docker") else {
         return;
     };
     let server = server_with_accounts();

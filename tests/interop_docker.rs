@@ -13,17 +13,17 @@
 //! Needs `docker` (and `notary` or `openssl` for some tests); without them the tests say
 //! "skipped: ..." and pass, unless `NOTARIUS_REQUIRE_EXTERNAL=1`.
 
-mod support;
+mod external;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use external::{Run, Server, run, sha256_hex, unique};
 use notarius::tuf::verify::{meets_threshold, valid_root_keys};
 use notarius::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
 use serde_json::{Value, json};
-use support::{Run, Server, run, sha256_hex, unique};
 use time::OffsetDateTime;
 
 const ROOT_PASSPHRASE: &str = "interop-docker-root-pass";
@@ -252,7 +252,7 @@ fn delegated_targets(server: &Server, gun: &str, role: &str) -> Vec<String> {
 /// another user reads it all back.
 #[test]
 fn signer_add_initialises_the_repository() {
-    let Some(docker) = support::require("docker") else {
+    let Some(docker) = external::require("docker") else {
         return;
     };
     let server = Server::start();
@@ -294,7 +294,7 @@ fn signer_add_initialises_the_repository() {
 /// `docker trust revoke IMAGE` the rest, re-signing the delegations on the server.
 #[test]
 fn inspect_shows_signed_tags_and_revoke_removes_them() {
-    let Some([docker, notary]) = support::require_all(["docker", "notary"]) else {
+    let Some([docker, notary]) = external::require_all(["docker", "notary"]) else {
         return;
     };
     let server = Server::start();
@@ -329,7 +329,7 @@ fn inspect_shows_signed_tags_and_revoke_removes_them() {
 /// shows in `docker trust inspect`.
 #[test]
 fn loaded_key_becomes_a_second_signer() {
-    let Some([docker, notary, openssl]) = support::require_all(["docker", "notary", "openssl"]) else {
+    let Some([docker, notary, openssl]) = external::require_all(["docker", "notary", "openssl"]) else {
         return;
     };
     let server = Server::start();
@@ -390,7 +390,7 @@ fn loaded_key_becomes_a_second_signer() {
 /// bug: it reads the repository from the server, then returns before removing anything).
 #[test]
 fn signer_remove_of_the_last_signer() {
-    let Some([docker, notary]) = support::require_all(["docker", "notary"]) else {
+    let Some([docker, notary]) = external::require_all(["docker", "notary"]) else {
         return;
     };
     let server = Server::start();
@@ -416,7 +416,7 @@ fn signer_remove_of_the_last_signer() {
 /// `localhost:PORT/...` image, whose GUN contains the port, works end to end.
 #[test]
 fn server_ca_and_localhost_image_names() {
-    let Some(docker) = support::require("docker") else {
+    let Some(docker) = external::require("docker") else {
         return;
     };
     let server = Server::start();
@@ -445,7 +445,7 @@ fn server_ca_and_localhost_image_names() {
 /// and fails.
 #[test]
 fn inspect_of_an_unknown_repository_fails() {
-    let Some(docker) = support::require("docker") else {
+    let Some(docker) = external::require("docker") else {
         return;
     };
     let server = Server::start();

@@ -5,16 +5,16 @@
 //! script); without them the tests say "skipped: ..." and pass, unless
 //! `NOTARIUS_REQUIRE_EXTERNAL=1`.
 
-mod support;
+mod external;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use bytes::Bytes;
+use external::{Notary, Server, listed_targets, parse, sha256_hex, unique};
 use notarius::tuf::keys::parse_pem_certificates;
 use notarius::tuf::verify::{meets_threshold, valid_root_keys};
 use notarius::tuf::{BaseRole, Gun, SignedFile, canonical};
-use support::{Notary, Server, listed_targets, parse, sha256_hex, unique};
 use time::OffsetDateTime;
 
 fn names(items: &[&str]) -> BTreeSet<String> {
@@ -73,7 +73,7 @@ fn assert_signed_by_parent(file: &SignedFile, gun: &Gun, files: &std::collection
 /// and is byte for byte what the server serves under all three names.
 #[test]
 fn client_metadata_verifies_and_matches_the_server() {
-    let Some([notary, openssl]) = support::require_all(["notary", "openssl"]) else {
+    let Some([notary, openssl]) = external::require_all(["notary", "openssl"]) else {
         return;
     };
     let server = Server::start();
@@ -87,7 +87,7 @@ fn client_metadata_verifies_and_matches_the_server() {
     client.ok("a", &["init", "-p", gun_text]);
     client.ok("a", &["addhash", gun_text, "v1", "13", "--sha256", &sha_v1]);
     client.ok("a", &["publish", gun_text]);
-    let (cert, key) = support::make_certificate(&openssl, &client.trust_dir(""), "releases");
+    let (cert, key) = external::make_certificate(&openssl, &client.trust_dir(""), "releases");
     let cert_arg = cert.to_str().unwrap();
     client.ok("a", &["delegation", "add", "-p", gun_text, "targets/releases", "--all-paths", cert_arg]);
     client.ok("a", &["key", "import", key.to_str().unwrap()]);
@@ -178,7 +178,7 @@ fn client_metadata_verifies_and_matches_the_server() {
 #[test]
 fn conformance_script_passes() {
     let server = Server::start();
-    if let Some(result) = support::conformance(&server, None) {
+    if let Some(result) = external::conformance(&server, None) {
         println!("{}", result.stdout);
     }
 }
@@ -193,7 +193,7 @@ fn key_ids(root: &SignedFile, role: BaseRole) -> Vec<String> {
 /// needs no snapshot key on the client.
 #[test]
 fn server_key_rotations_keep_clients_working() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = Server::start();
@@ -260,7 +260,7 @@ fn server_key_rotations_keep_clients_working() {
 /// it, a fresh client cannot list it, and a later init starts again at root version 1.
 #[test]
 fn delete_remote_removes_the_repository() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let server = Server::start();

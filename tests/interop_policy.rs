@@ -8,12 +8,12 @@
 //! Needs `notary`; without it the test says "skipped: ..." and passes, unless
 //! `NOTARIUS_REQUIRE_EXTERNAL=1`.
 
-mod support;
+mod external;
 
 use std::process::Command;
 
+use external::{Notary, Run, Server, run, sha256_hex};
 use serde_json::{Value, json};
-use support::{Notary, Run, Server, run, sha256_hex};
 
 const ADMIN: (&str, &str) = ("root", "root-password");
 const GUN: &str = "registry.example.com/prod/app";
@@ -58,7 +58,7 @@ fn exit_code(run: &Run) -> Option<i32> {
 
 #[test]
 fn ci_signed_images_pass_the_gate_and_nothing_else_does() {
-    let Some(notary) = support::require("notary") else {
+    let Some(notary) = external::require("notary") else {
         return;
     };
     let policies = tempfile::tempdir().unwrap();

@@ -8,17 +8,17 @@
 //! delegation keys) registered to its user with `POST /v1/users/{user}/keys`, which is how
 //! a signature is traced to a user and the user to teams.
 
-mod common;
+mod test_app;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use common::accounts::{ADMIN, CI_POLICY, admin_auth, basic, bearer, query_encode};
-use common::*;
 use notarius::tuf::PublicKey;
 use notarius::tuf::crypto::{KeyAlgorithm, SigningKey};
 use reqwest::Method;
 use serde_json::{Value, json};
+use test_app::accounts::{ADMIN, CI_POLICY, admin_auth, basic, bearer, query_encode};
+use test_app::*;
 use time::Duration;
 
 const GUN: &str = "registry.example.com/prod/app";

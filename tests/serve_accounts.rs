@@ -3,13 +3,13 @@
 //! account, `NOTARIUS_BOOTSTRAP_ADMIN` makes the first admin, and the token realm comes
 //! from `--public-url`.
 
-mod common;
+mod test_app;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use test_app::TestServer;
 
 fn notarius(dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_notarius"));

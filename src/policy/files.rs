@@ -142,7 +142,7 @@ pub struct PolicySet {
 impl PolicySet {
     /// Checks policy files given as (file name, text), as [`load_dir`] checks the files of
     /// a folder (for tests and callers that hold the files already).
-    pub fn from_sources(sources: &[(&str, &str)], version: u64) -> Result<PolicySet, Vec<PolicyError>> {
+    pub fn from_sources(sources: &[(&str, &str)], version: u64) -> Result<PolicySet, Vec<PolicyFileError>> {
         let mut sources: Vec<Source> = sources
             .iter()
             .map(|(name, text)| Source { name: name.to_string(), bytes: text.as_bytes().to_vec() })
@@ -182,7 +182,7 @@ impl PolicySet {
 /// `directory`); syntax errors have the field `syntax`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{file}:{line}: {field}: {message}")]
-pub struct PolicyError {
+pub struct PolicyFileError {
     pub file: String,
     pub line: usize,
     pub field: String,
@@ -192,7 +192,7 @@ pub struct PolicyError {
 /// Loads every `*.toml` directly in `dir` (not subfolders), in name order, reporting all
 /// errors of all files. A missing folder is an error; an empty one gives content trust on,
 /// default deny and no rules.
-pub fn load_dir(dir: &Path, version: u64) -> Result<PolicySet, Vec<PolicyError>> {
+pub fn load_dir(dir: &Path, version: u64) -> Result<PolicySet, Vec<PolicyFileError>> {
     let sources = read_sources(dir)?;
     parse_sources(&sources, version)
 }
@@ -203,15 +203,15 @@ struct Source {
     bytes: Vec<u8>,
 }
 
-fn folder_error(dir: &Path, field: &str, message: String) -> PolicyError {
-    PolicyError { file: dir.display().to_string(), line: 0, field: field.into(), message }
+fn folder_error(dir: &Path, field: &str, message: String) -> PolicyFileError {
+    PolicyFileError { file: dir.display().to_string(), line: 0, field: field.into(), message }
 }
 
-fn file_error(name: &str, message: String) -> PolicyError {
-    PolicyError { file: name.into(), line: 0, field: "file".into(), message }
+fn file_error(name: &str, message: String) -> PolicyFileError {
+    PolicyFileError { file: name.into(), line: 0, field: "file".into(), message }
 }
 
-fn read_sources(dir: &Path) -> Result<Vec<Source>, Vec<PolicyError>> {
+fn read_sources(dir: &Path) -> Result<Vec<Source>, Vec<PolicyFileError>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -289,7 +289,7 @@ struct FileSettings {
     rules: Vec<(Rule, usize, usize)>,
 }
 
-fn parse_sources(sources: &[Source], version: u64) -> Result<PolicySet, Vec<PolicyError>> {
+fn parse_sources(sources: &[Source], version: u64) -> Result<PolicySet, Vec<PolicyFileError>> {
     let mut errors = Vec::new();
     let mut set = PolicySet {
         content_trust: true,
@@ -308,7 +308,7 @@ fn parse_sources(sources: &[Source], version: u64) -> Result<PolicySet, Vec<Poli
         let settings = parse_file(source, &mut errors);
         if let Some((value, line)) = settings.content_trust {
             match &content_trust_at {
-                Some((file, first)) => errors.push(PolicyError {
+                Some((file, first)) => errors.push(PolicyFileError {
                     file: source.name.clone(),
                     line,
                     field: "content_trust".into(),
@@ -323,7 +323,7 @@ fn parse_sources(sources: &[Source], version: u64) -> Result<PolicySet, Vec<Poli
         }
         if let Some((value, line)) = settings.default {
             match &default_at {
-                Some((file, first)) => errors.push(PolicyError {
+                Some((file, first)) => errors.push(PolicyFileError {
                     file: source.name.clone(),
                     line,
                     field: "default".into(),
@@ -338,7 +338,7 @@ fn parse_sources(sources: &[Source], version: u64) -> Result<PolicySet, Vec<Poli
         }
         for (rule, index, line) in settings.rules {
             if let Some((file, first)) = rule_names.get(&rule.name) {
-                errors.push(PolicyError {
+                errors.push(PolicyFileError {
                     file: source.name.clone(),
                     line,
                     field: format!("rule[{index}].name"),
@@ -453,7 +453,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
-    errors: &'a mut Vec<PolicyError>,
+    errors: &'a mut Vec<PolicyFileError>,
 }
 
 impl Checker<'_> {
@@ -463,7 +463,12 @@ impl Checker<'_> {
 
     fn error(&mut self, span: &Range<usize>, field: impl Into<String>, message: impl Into<String>) {
         let line = self.line(span);
-        self.errors.push(PolicyError { file: self.file.into(), line, field: field.into(), message: message.into() });
+        self.errors.push(PolicyFileError {
+            file: self.file.into(),
+            line,
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn string<'n>(&mut self, node: &'n Spanned<Node>, field: &str) -> Option<&'n str> {
@@ -492,13 +497,13 @@ impl Checker<'_> {
     }
 }
 
-fn parse_file(source: &Source, errors: &mut Vec<PolicyError>) -> FileSettings {
+fn parse_file(source: &Source, errors: &mut Vec<PolicyFileError>) -> FileSettings {
     let mut settings = FileSettings::default();
     let text = match std::str::from_utf8(&source.bytes) {
         Ok(text) => text,
         Err(e) => {
             let line = source.bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
-            errors.push(PolicyError {
+            errors.push(PolicyFileError {
                 file: source.name.clone(),
                 line,
                 field: "file".into(),
@@ -519,7 +524,7 @@ fn parse_file(source: &Source, errors: &mut Vec<PolicyError>) -> FileSettings {
             } else {
                 message
             };
-            checker.errors.push(PolicyError { file: source.name.clone(), line, field: "syntax".into(), message });
+            checker.errors.push(PolicyFileError { file: source.name.clone(), line, field: "syntax".into(), message });
             return settings;
         }
     };
@@ -723,7 +728,7 @@ pub struct PolicyWatcher {
 
 impl PolicyWatcher {
     /// Loads the folder as version 1; refuses to start on any error.
-    pub fn start(dir: PathBuf) -> Result<Arc<PolicyWatcher>, Vec<PolicyError>> {
+    pub fn start(dir: PathBuf) -> Result<Arc<PolicyWatcher>, Vec<PolicyFileError>> {
         let set = load_dir(&dir, 1)?;
         tracing::info!(
             "policies: {} rules from {} files in {} ({}), content trust {}, default {}",
@@ -754,7 +759,7 @@ impl PolicyWatcher {
 
     /// Re-reads the folder now. True when the files changed and the new policies are in
     /// force (with the version one up); on errors the previous policies stay.
-    pub async fn reload_now(&self) -> Result<bool, Vec<PolicyError>> {
+    pub async fn reload_now(&self) -> Result<bool, Vec<PolicyFileError>> {
         self.reload(true).await
     }
 
@@ -780,7 +785,7 @@ impl PolicyWatcher {
         });
     }
 
-    async fn reload(&self, forced: bool) -> Result<bool, Vec<PolicyError>> {
+    async fn reload(&self, forced: bool) -> Result<bool, Vec<PolicyFileError>> {
         let _turn = self.reloading.lock().await;
         let dir = self.dir.clone();
         let read = tokio::task::spawn_blocking(move || read_sources(&dir)).await.unwrap_or_else(|e| {
@@ -837,7 +842,7 @@ mod tests {
         std::fs::write(dir.join(name), text).unwrap();
     }
 
-    fn errors_of(sources: &[(&str, &str)]) -> Vec<PolicyError> {
+    fn errors_of(sources: &[(&str, &str)]) -> Vec<PolicyFileError> {
         match PolicySet::from_sources(sources, 1) {
             Ok(set) => panic!("accepted: {:?}", set.to_json()),
             Err(errors) => errors,

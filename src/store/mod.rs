@@ -185,7 +185,7 @@ pub trait MetadataStore: Send + Sync {
 
 /// Sealed server-managed keys and the KEKs that seal them.
 #[async_trait]
-pub trait KeyStore: Send + Sync {
+pub trait SealedKeyStore: Send + Sync {
     async fn keys_for(&self, gun: &str) -> StoreResult<Vec<SealedKey>>;
     async fn insert_key(&self, key: SealedKey) -> StoreResult<()>;
     async fn keks(&self) -> StoreResult<Vec<KekRecord>>;
@@ -223,9 +223,9 @@ pub trait DecisionStore: Send + Sync {
     async fn decisions(&self, image: Option<&str>, limit: i64) -> StoreResult<Vec<DecisionRecord>>;
 }
 
-pub trait Store: MetadataStore + KeyStore + AccountStore + DecisionStore {}
+pub trait Store: MetadataStore + SealedKeyStore + AccountStore + DecisionStore {}
 
-impl<T: MetadataStore + KeyStore + AccountStore + DecisionStore> Store for T {}
+impl<T: MetadataStore + SealedKeyStore + AccountStore + DecisionStore> Store for T {}
 
 /// Largest changefeed page (Notary never caps; catalogue SZ-08).
 pub const MAX_CHANGE_PAGE: i64 = 1000;

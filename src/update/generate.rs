@@ -12,7 +12,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use super::state::{CurrentFile, RepoState};
-use super::{Settings, UpdateError};
+use super::{UpdateError, UpdateSettings};
 use crate::keystore::KeyRing;
 use crate::tuf::canonical::{self, Value};
 use crate::tuf::metadata::{Root, format_time};
@@ -88,7 +88,7 @@ pub fn make_timestamp(
     previous: Option<&CurrentFile>,
     snapshot: &SignedFile,
     keys: &KeyRing,
-    settings: &Settings,
+    settings: &UpdateSettings,
     now: OffsetDateTime,
 ) -> Result<(SignedFile, Vec<String>), UpdateError> {
     let signers = server_signers(root, BaseRole::Timestamp, keys).ok_or_else(|| {
@@ -109,7 +109,7 @@ pub type SignedFiles = (Vec<SignedFile>, Vec<String>);
 pub fn renewal(
     state: &RepoState,
     keys: &KeyRing,
-    settings: &Settings,
+    settings: &UpdateSettings,
     now: OffsetDateTime,
 ) -> Result<Option<SignedFiles>, UpdateError> {
     let (Some(root), Some(snapshot), Some(timestamp)) =
@@ -154,5 +154,5 @@ pub fn renewal(
 
 /// True when `file` expires within the renewal margin of `lifetime`.
 pub fn needs_renewal(file: &SignedFile, lifetime: time::Duration, now: OffsetDateTime) -> bool {
-    file.expires - now < Settings::renewal_margin(lifetime)
+    file.expires - now < UpdateSettings::renewal_margin(lifetime)
 }

@@ -69,7 +69,7 @@ pub enum UpdateError {
 
 /// Lifetimes and limits of the update rules (Notary's settings and ours).
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct UpdateSettings {
     /// Lifetime of server-signed timestamps (Notary: 14 days).
     pub timestamp_lifetime: Duration,
     /// Lifetime of server-signed snapshots (Notary: 3 years).
@@ -79,9 +79,9 @@ pub struct Settings {
     pub max_version_jump: i64,
 }
 
-impl Default for Settings {
+impl Default for UpdateSettings {
     fn default() -> Self {
-        Settings {
+        UpdateSettings {
             timestamp_lifetime: Duration::days(14),
             snapshot_lifetime: Duration::days(3 * 365),
             max_version_jump: 1000,
@@ -89,7 +89,7 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
+impl UpdateSettings {
     /// A server-signed file is renewed when less than a quarter of its lifetime remains,
     /// so that nothing served (and cached for minutes by clients and proxies) is about
     /// to expire.

@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::generate::{needs_renewal, renewal};
 use super::state::{CurrentFile, RepoState, StateCache};
 use super::validate::{Outcome, Upload, validate_update};
-use super::{Settings, UpdateError};
+use super::{UpdateError, UpdateSettings};
 use crate::keystore::Keystore;
 use crate::store::{AuditRecord, Change, ChangeQuery, Commit, NewFile, Store, StoreError};
 use crate::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
@@ -45,11 +45,11 @@ pub struct TrustService {
     cache: StateCache,
     locks: Vec<Mutex<()>>,
     hasher: std::collections::hash_map::RandomState,
-    settings: Settings,
+    settings: UpdateSettings,
 }
 
 impl TrustService {
-    pub fn new(store: Arc<dyn Store>, keystore: Keystore, settings: Settings, cache_bytes: u64) -> TrustService {
+    pub fn new(store: Arc<dyn Store>, keystore: Keystore, settings: UpdateSettings, cache_bytes: u64) -> TrustService {
         TrustService {
             store,
             keystore,

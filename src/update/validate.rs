@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::generate::{make_timestamp, server_signers, sign_meta_file};
 use super::state::{CurrentFile, RepoState, file_meta};
-use super::{Settings, UpdateError, ValidationError};
+use super::{UpdateError, UpdateSettings, ValidationError};
 use crate::keystore::KeyRing;
 use crate::tuf::metadata::{Delegation, ParseError, Targets};
 use crate::tuf::verify::{check_root, meets_threshold};
@@ -83,7 +83,7 @@ pub fn validate_update(
     state: &RepoState,
     upload: &Upload,
     keys: &KeyRing,
-    settings: &Settings,
+    settings: &UpdateSettings,
     now: OffsetDateTime,
 ) -> Result<Outcome, UpdateError> {
     const NO_ROOT: &str = "no pre-existing root and no root provided in update.";

@@ -26,7 +26,7 @@ pub(crate) use accounts::insert_audit;
 
 use super::{
     AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord,
-    KeyStore, MAX_CHANGE_PAGE, MetadataStore, SealedKey, StoreError, StoreResult, from_nanos, to_nanos,
+    MAX_CHANGE_PAGE, MetadataStore, SealedKey, SealedKeyStore, StoreError, StoreResult, from_nanos, to_nanos,
 };
 
 pub struct SqliteStore {
@@ -420,7 +420,7 @@ impl MetadataStore for SqliteStore {
 }
 
 #[async_trait]
-impl KeyStore for SqliteStore {
+impl SealedKeyStore for SqliteStore {
     async fn keys_for(&self, gun: &str) -> StoreResult<Vec<SealedKey>> {
         let rows = sqlx::query(
             "SELECT key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used

@@ -18,7 +18,7 @@ use notarius::tuf::crypto::{KeyAlgorithm, SigningKey};
 use notarius::tuf::keys::{KeyType, encode_pem_certificates};
 use notarius::tuf::metadata::format_time;
 use notarius::tuf::{PublicKey, RoleName, SignedFile};
-use notarius::update::Settings;
+use notarius::update::UpdateSettings;
 use ring::digest;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -50,7 +50,7 @@ pub fn test_config(dir: &std::path::Path) -> ServerConfig {
         // Filled in by `TestServer::in_dir` once the port is known.
         public_url: String::new(),
         key_algorithm: KeyAlgorithm::Ecdsa,
-        update: Settings::default(),
+        update: UpdateSettings::default(),
         http: HttpSettings::default(),
         cache_bytes: 64 << 20,
         shutdown_grace: StdDuration::from_secs(5),
