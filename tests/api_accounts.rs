@@ -937,3 +937,52 @@ async fn the_audit_log_records_every_change_with_actor_and_address_newest_first(
     let (_, two) = server.admin_api(Method::GET, "/v1/audit?limit=2", None).await;
     assert_eq!(two.as_array().unwrap().as_slice(), &log[..2]);
 }
+
+/// `POST /v1/admin/keys/rotate`: typed body, the service's refusals in `/v1` codes, and
+/// each staged key named by the audit record written with it.
+#[tokio::test]
+async fn admin_key_rotation_names_each_key_in_its_audit_record() {
+    let mut server = server_with_users().await;
+    server.publish_as("alice", ALICE, "alice/app").await;
+    let rotate = |body: Value| {
+        let server = &server;
+        async move { server.admin_api(Method::POST, "/v1/admin/keys/rotate", Some(body)).await }
+    };
+    let latest_rotation = |log: Vec<Value>| log.into_iter().find(|e| e["action"] == "key.rotate").unwrap();
+
+    let (status, answer) = rotate(json!({ "repository": "alice/app", "role": "timestamp" })).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["next"], Value::Null);
+    let key_id = answer["rotated"][0]["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(answer["rotated"], json!([{ "repository": "alice/app", "role": "timestamp", "key_id": key_id }]));
+    let record = latest_rotation(server.audit_log().await);
+    assert_eq!(record["repository"], "alice/app");
+    assert_eq!(record["detail"], json!({ "role": "timestamp", "bulk": false, "key_id": key_id }));
+
+    // A repeated rotation hands out the key already staged, and still records it.
+    let (_, again) = rotate(json!({ "role": "timestamp" })).await;
+    assert_eq!(again["rotated"], json!([{ "repository": "alice/app", "role": "timestamp", "key_id": key_id }]));
+    let record = latest_rotation(server.audit_log().await);
+    assert_eq!(record["detail"], json!({ "role": "timestamp", "bulk": true, "key_id": key_id }));
+    assert_eq!(server.private_keys("alice/app").await.len(), 2, "the current key and one staged key");
+
+    // Refusals, each in the API's own codes, and none writes anything.
+    let before = server.db_state().await;
+    let refusals = [
+        (json!({ "repository": "nobody/none", "role": "timestamp" }), 404, "NOT_FOUND", "no repository nobody/none"),
+        (json!({ "repository": "alice/app", "role": "snapshot" }), 400, "INVALID", "the client holds the snapshot key"),
+        (json!({ "role": "root" }), 400, "INVALID", "unknown variant `root`"),
+        (json!({ "role": "timestamp", "colour": "red" }), 400, "INVALID", "unknown field `colour`"),
+        (json!({ "repository": "Bad//Name", "role": "timestamp" }), 400, "INVALID", "repository:"),
+    ];
+    for (body, status, code, why) in refusals {
+        let response = call(&server, Method::POST, "/v1/admin/keys/rotate", Some(&admin_auth()), Some(body)).await;
+        let error = refused_v1(response, status, code).await;
+        assert!(error["detail"].as_str().unwrap().contains(why), "{error}");
+    }
+    let alice = basic("alice", ALICE);
+    let response =
+        call(&server, Method::POST, "/v1/admin/keys/rotate", Some(&alice), Some(json!({ "role": "timestamp" })));
+    refused_v1(response.await, 403, "DENIED").await;
+    server.assert_db_unchanged(&before, "refused rotations").await;
+}

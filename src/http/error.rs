@@ -1,8 +1,15 @@
-//! The one mapping from errors to HTTP: Notary's error codes, messages and envelope
-//! (`server/errors/errors.go`, spec §3): `{"errors":[{"code","message","detail"}]}`.
+//! The one mapping from errors to HTTP.
 //!
-//! Bodies stay well under the 1 KiB the notary client reads from an error response;
-//! internal failures are logged here, once, and never described to the caller.
+//! Two contracts, kept apart by type so that neither leaks into the other:
+//! - [`ApiError`]: Notary's `/v2` error codes, messages and envelope
+//!   (`server/errors/errors.go`, spec §3): `{"errors":[{"code","message","detail"}]}`.
+//! - [`V1Error`]: the Notarius API's codes (DESIGN §7) in the same envelope. `/v1`
+//!   handlers and the token endpoint return it, so a `?` on a trust, store or policy error
+//!   there can only become one of these codes, never a Notary code such as `UPDATING`.
+//!
+//! Bodies stay well under the 1 KiB the notary client reads from an error response. The
+//! cause of a 5xx is never described to the caller: it rides on the response as an
+//! [`ErrorCause`] extension and the request middleware logs it once.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +17,25 @@ use serde_json::{Value, json};
 
 use crate::auth::{Action, AuthError};
 use crate::keystore::KeystoreError;
+use crate::policy::PolicyError;
+use crate::policy::admission::AdmissionError;
+use crate::store::StoreError;
+use crate::text::truncate;
 use crate::update::{UpdateError, ValidationError};
+
+/// Longest `detail` text: the notary client reads 1 KiB of an error body.
+const DETAIL_LIMIT: usize = 600;
+
+fn short(text: &str) -> String {
+    truncate(text, DETAIL_LIMIT)
+}
+
+/// Why a request failed with a 5xx, for the log; never sent to the caller.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+// ------------------------------------------------------------------------------------------
+// /v2: Notary's contract
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -32,13 +57,14 @@ pub enum ApiError {
     /// 415: a compressed or otherwise encoded body.
     UnsupportedEncoding,
     /// 500 `UPDATING`: the store refused a write for a reason other than versions.
-    Updating,
-    /// 500 `UNKNOWN`.
-    Unknown,
+    Updating(String),
+    /// 500 `UNKNOWN`, with the cause for the log.
+    Unknown(String),
     /// 401 `UNAUTHORIZED` on `/v2`, with the registry token challenge (spec §11).
     Challenge(Box<Challenge>),
-    /// An error of the `/v1` API or the token endpoint (DESIGN §7 codes).
-    Account(AuthError),
+    /// An error in the Notarius API's terms: the token endpoint and the login limiter
+    /// answer `/v2` callers with these codes too.
+    V1(V1Error),
 }
 
 /// What a `/v2` request lacked: the scope to ask the token endpoint for.
@@ -147,61 +173,20 @@ impl ApiError {
                 "The operation is unsupported.",
                 Some(json!("request bodies must not be content-encoded")),
             ),
-            Updating => (
+            Updating(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "UPDATING",
                 "An error has occurred while updating the TUF repository.",
                 None,
             ),
-            Unknown => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None),
+            Unknown(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error", None),
             Challenge(challenge) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required", Some(challenge.detail()))
             }
-            Account(error) => account_parts(error),
+            // Rendered by V1Error itself.
+            V1(error) => (error.code.status(), error.code.as_str(), error.code.message(), None),
         }
     }
-}
-
-/// DESIGN §7: `UNAUTHORIZED`, `DENIED`, `NOT_FOUND`, `INVALID`, `CONFLICT`, with the
-/// reason as the message.
-fn account_parts(error: &AuthError) -> (StatusCode, &'static str, &'static str, Option<Value>) {
-    let (status, code, message) = match error {
-        AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required"),
-        AuthError::Denied(_) => (StatusCode::FORBIDDEN, "DENIED", "requested access to the resource is denied"),
-        AuthError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "not found"),
-        AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID", "the request is invalid"),
-        AuthError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT", "the request conflicts with the current state"),
-        AuthError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", "too many requests"),
-        AuthError::Store(e) => {
-            tracing::error!(error = %e, "storage failure");
-            (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error")
-        }
-        AuthError::Internal(e) => {
-            tracing::error!(error = %e, "internal failure");
-            (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "unknown error")
-        }
-    };
-    let detail = match error {
-        AuthError::Denied(d) | AuthError::NotFound(d) | AuthError::Invalid(d) | AuthError::Conflict(d) => {
-            Some(json!(short(d)))
-        }
-        AuthError::TooManyAttempts { .. } => Some(json!(error.to_string())),
-        _ => None,
-    };
-    (status, code, message, detail)
-}
-
-/// Keeps details short enough for the client's 1 KiB error read.
-fn short(text: &str) -> String {
-    const LIMIT: usize = 600;
-    if text.len() <= LIMIT {
-        return text.to_string();
-    }
-    let mut end = LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// Notary's `SerializableError`: `{"Name": "<ErrType>", "Error": {Go field names}}`.
@@ -218,41 +203,44 @@ fn validation_detail(error: &ValidationError) -> Value {
     json!({ "Name": name, "Error": error })
 }
 
+/// The envelope both contracts share, with `Content-Type` set.
+fn envelope(status: StatusCode, code: &str, message: &str, detail: Option<Value>) -> Response {
+    let mut entry = json!({ "code": code, "message": message });
+    if let Some(detail) = detail {
+        entry["detail"] = detail;
+    }
+    let mut body = json!({ "errors": [entry] }).to_string();
+    body.push('\n');
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, detail) = self.parts();
-        let extra_header = match &self {
-            ApiError::Challenge(challenge) => {
-                HeaderValue::from_str(&challenge.header()).ok().map(|v| (header::WWW_AUTHENTICATE, v))
-            }
-            ApiError::Account(AuthError::Unauthenticated) => {
-                Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"notarius\"")))
-            }
-            ApiError::Account(AuthError::TooManyAttempts { retry_after_secs }) => {
-                HeaderValue::from_str(&retry_after_secs.to_string()).ok().map(|v| (header::RETRY_AFTER, v))
-            }
-            _ => None,
+        let (status, code, message, detail) = match self {
+            ApiError::V1(error) => return error.into_response(),
+            ref other => other.parts(),
         };
-        let mut entry = json!({ "code": code, "message": message });
-        if let Some(detail) = detail {
-            entry["detail"] = detail;
-        }
-        let mut body = json!({ "errors": [entry] }).to_string();
-        body.push('\n');
-        let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-        if let Some((name, value)) = extra_header {
-            response.headers_mut().insert(name, value);
+        let mut response = envelope(status, code, message, detail);
+        match self {
+            ApiError::Challenge(challenge) => {
+                if let Ok(value) = HeaderValue::from_str(&challenge.header()) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            ApiError::Updating(cause) | ApiError::Unknown(cause) => {
+                response.extensions_mut().insert(ErrorCause(cause));
+            }
+            _ => {}
         }
         response
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        ApiError::Account(error)
+impl From<V1Error> for ApiError {
+    fn from(error: V1Error) -> Self {
+        ApiError::V1(error)
     }
 }
 
@@ -265,27 +253,301 @@ impl From<UpdateError> for ApiError {
             UpdateError::MalformedJson { role, message } => ApiError::MalformedJson(format!("{role}: {message}")),
             UpdateError::Invalid(error) => ApiError::InvalidUpdate(error),
             UpdateError::OldVersion { .. } => ApiError::Version,
-            UpdateError::NotFound => ApiError::MetadataNotFound { with_detail: true },
-            UpdateError::SnapshotExpired => {
-                tracing::error!("{error}");
-                ApiError::Unknown
-            }
-            UpdateError::Store(ref e) => {
-                tracing::error!(error = %e, "storage failure");
-                ApiError::Updating
-            }
-            UpdateError::Keystore(KeystoreError::Store(ref e)) => {
-                tracing::error!(error = %e, "storage failure in the keystore");
-                ApiError::Unknown
-            }
-            UpdateError::Keystore(ref e) => {
-                tracing::error!(error = %e, "keystore failure");
-                ApiError::Unknown
-            }
-            UpdateError::Corrupt { .. } => {
-                tracing::error!(error = %error, "stored metadata is unreadable");
-                ApiError::Unknown
+            UpdateError::NotFound | UpdateError::NoRepository(_) => ApiError::MetadataNotFound { with_detail: true },
+            UpdateError::NotServerSigned { .. } => ApiError::InvalidParameters(json!(error.to_string())),
+            UpdateError::Store(e) => ApiError::Updating(format!("storage failure: {e}")),
+            error @ (UpdateError::SnapshotExpired | UpdateError::Keystore(_) | UpdateError::Corrupt { .. }) => {
+                ApiError::Unknown(error.to_string())
             }
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// /v1: the Notarius API's contract
+
+/// The codes of the Notarius API (DESIGN §7), and Notary's own names for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Code {
+    /// 400: the request does not fit (a body, a field, a name, a reference).
+    Invalid,
+    /// 401: no credentials, or credentials that do not check out.
+    Unauthorized,
+    /// 403: signed in, not allowed.
+    Denied,
+    /// 404.
+    NotFound,
+    /// 409: the request conflicts with what is stored (a name taken, a key registered).
+    Conflict,
+    /// 413: a body beyond the server's limit.
+    TooLarge,
+    /// 429: too many failed logins; `Retry-After` says when to try again.
+    TooManyRequests,
+    /// 500: a failure of the server; the cause is logged, not described.
+    Unknown,
+    /// 503: the database cannot be reached right now.
+    Unavailable,
+}
+
+impl V1Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            V1Code::Invalid => "INVALID",
+            V1Code::Unauthorized => "UNAUTHORIZED",
+            V1Code::Denied => "DENIED",
+            V1Code::NotFound => "NOT_FOUND",
+            V1Code::Conflict => "CONFLICT",
+            V1Code::TooLarge => "SIZE_EXCEEDED",
+            V1Code::TooManyRequests => "TOOMANYREQUESTS",
+            V1Code::Unknown => "UNKNOWN",
+            V1Code::Unavailable => "UNAVAILABLE",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            V1Code::Invalid => StatusCode::BAD_REQUEST,
+            V1Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            V1Code::Denied => StatusCode::FORBIDDEN,
+            V1Code::NotFound => StatusCode::NOT_FOUND,
+            V1Code::Conflict => StatusCode::CONFLICT,
+            V1Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            V1Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            V1Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+            V1Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The fixed message of the code; the request's own reason goes in `detail`.
+    pub fn message(self) -> &'static str {
+        match self {
+            V1Code::Invalid => "the request is invalid",
+            V1Code::Unauthorized => "authentication required",
+            V1Code::Denied => "requested access to the resource is denied",
+            V1Code::NotFound => "not found",
+            V1Code::Conflict => "the request conflicts with the current state",
+            V1Code::TooLarge => "the request is larger than this server accepts",
+            V1Code::TooManyRequests => "too many requests",
+            V1Code::Unknown => "unknown error",
+            V1Code::Unavailable => "service unavailable",
+        }
+    }
+
+    pub const ALL: [V1Code; 9] = [
+        V1Code::Invalid,
+        V1Code::Unauthorized,
+        V1Code::Denied,
+        V1Code::NotFound,
+        V1Code::Conflict,
+        V1Code::TooLarge,
+        V1Code::TooManyRequests,
+        V1Code::Unknown,
+        V1Code::Unavailable,
+    ];
+}
+
+/// An error of the Notarius API: a code, the reason for the caller (4xx only), and for
+/// a 5xx the cause for the log.
+#[derive(Debug, Clone)]
+pub struct V1Error {
+    pub code: V1Code,
+    /// Shown to the caller as `detail`; never set for 5xx.
+    pub detail: Option<String>,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
+    /// Logged by the request middleware; never shown.
+    pub cause: Option<String>,
+}
+
+impl V1Error {
+    fn new(code: V1Code, detail: impl Into<String>) -> V1Error {
+        V1Error { code, detail: Some(detail.into()), retry_after: None, cause: None }
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> V1Error {
+        V1Error::new(V1Code::Invalid, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> V1Error {
+        V1Error::new(V1Code::NotFound, detail)
+    }
+
+    pub fn too_large(detail: impl Into<String>) -> V1Error {
+        V1Error::new(V1Code::TooLarge, detail)
+    }
+
+    pub fn unauthorized() -> V1Error {
+        V1Error { code: V1Code::Unauthorized, detail: None, retry_after: None, cause: None }
+    }
+
+    /// A failure of the server (500), or of its database (503); `cause` is only logged.
+    pub fn internal(code: V1Code, cause: impl Into<String>) -> V1Error {
+        V1Error { code, detail: None, retry_after: None, cause: Some(cause.into()) }
+    }
+}
+
+impl std::fmt::Display for V1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code.as_str())?;
+        match (&self.detail, &self.cause) {
+            (Some(detail), _) | (None, Some(detail)) => write!(f, ": {detail}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl IntoResponse for V1Error {
+    fn into_response(self) -> Response {
+        let mut response = envelope(
+            self.code.status(),
+            self.code.as_str(),
+            self.code.message(),
+            self.detail.map(|d| json!(short(&d))),
+        );
+        let headers = response.headers_mut();
+        match self.code {
+            V1Code::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"notarius\""));
+            }
+            V1Code::TooManyRequests => {
+                if let Some(value) = self.retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
+            }
+            _ => {}
+        }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for V1Error {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated => V1Error::unauthorized(),
+            AuthError::Denied(detail) => V1Error::new(V1Code::Denied, detail),
+            AuthError::NotFound(detail) => V1Error::new(V1Code::NotFound, detail),
+            AuthError::Invalid(detail) => V1Error::new(V1Code::Invalid, detail),
+            AuthError::Conflict(detail) => V1Error::new(V1Code::Conflict, detail),
+            error @ AuthError::TooManyAttempts { retry_after_secs } => V1Error {
+                retry_after: Some(retry_after_secs),
+                ..V1Error::new(V1Code::TooManyRequests, error.to_string())
+            },
+            AuthError::Store(error) => error.into(),
+            AuthError::Internal(cause) => V1Error::internal(V1Code::Unknown, cause),
+        }
+    }
+}
+
+impl From<StoreError> for V1Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => V1Error::internal(V1Code::Unavailable, format!("storage: {error}")),
+            StoreError::AlreadyExists(_) | StoreError::Conflict | StoreError::OldVersion { .. } => {
+                V1Error::new(V1Code::Conflict, error.to_string())
+            }
+            StoreError::Missing(_) => V1Error::new(V1Code::NotFound, error.to_string()),
+            StoreError::Database(_) => V1Error::internal(V1Code::Unknown, format!("storage: {error}")),
+        }
+    }
+}
+
+impl From<KeystoreError> for V1Error {
+    fn from(error: KeystoreError) -> Self {
+        match error {
+            KeystoreError::Store(error) => error.into(),
+            other => V1Error::internal(V1Code::Unknown, format!("keystore: {other}")),
+        }
+    }
+}
+
+impl From<UpdateError> for V1Error {
+    fn from(error: UpdateError) -> Self {
+        match error {
+            UpdateError::NotFound => V1Error::not_found("no such trust data"),
+            UpdateError::NoRepository(_) => V1Error::not_found(error.to_string()),
+            UpdateError::Store(error) => error.into(),
+            UpdateError::Keystore(error) => error.into(),
+            UpdateError::OldVersion { .. } => V1Error::new(V1Code::Conflict, error.to_string()),
+            UpdateError::NoFilename
+            | UpdateError::InvalidRole(_)
+            | UpdateError::DuplicateRole(_)
+            | UpdateError::MalformedJson { .. }
+            | UpdateError::Invalid(_)
+            | UpdateError::NotServerSigned { .. } => V1Error::invalid(error.to_string()),
+            UpdateError::SnapshotExpired | UpdateError::Corrupt { .. } => {
+                V1Error::internal(V1Code::Unknown, error.to_string())
+            }
+        }
+    }
+}
+
+impl From<PolicyError> for V1Error {
+    fn from(error: PolicyError) -> Self {
+        match error {
+            PolicyError::Reference(e) => V1Error::invalid(format!("image: {e}")),
+        }
+    }
+}
+
+impl From<AdmissionError> for V1Error {
+    fn from(error: AdmissionError) -> Self {
+        V1Error::invalid(format!("AdmissionReview: {error}"))
+    }
+}
+
+/// Axum's own rejections (a missing path segment, a bad query string) in `/v1` terms.
+impl From<axum::extract::rejection::QueryRejection> for V1Error {
+    fn from(error: axum::extract::rejection::QueryRejection) -> Self {
+        V1Error::invalid(format!("query: {}", error.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for V1Error {
+    fn from(error: axum::extract::rejection::PathRejection) -> Self {
+        V1Error::invalid(format!("path: {}", error.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn v1_errors_use_the_notarius_codes_and_hide_causes() {
+        let response = V1Error::from(StoreError::Database("disk I/O error at /secret/path".into())).into_response();
+        assert_eq!(response.status(), 500);
+        assert!(response.extensions().get::<ErrorCause>().is_some_and(|c| c.0.contains("/secret/path")));
+        let json = body(response).await;
+        assert_eq!(json["errors"][0]["code"], "UNKNOWN");
+        assert!(!json.to_string().contains("secret"), "{json}");
+
+        let response = V1Error::from(StoreError::Unavailable("pool timed out".into())).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(body(response).await["errors"][0]["code"], "UNAVAILABLE");
+
+        // A trust-data failure reached from /v1 is never Notary's UPDATING.
+        let response = V1Error::from(UpdateError::Store(StoreError::Database("x".into()))).into_response();
+        assert_eq!(body(response).await["errors"][0]["code"], "UNKNOWN");
+
+        let response = V1Error::from(AuthError::TooManyAttempts { retry_after_secs: 42 }).into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        assert_eq!(body(response).await["errors"][0]["code"], "TOOMANYREQUESTS");
+    }
+
+    #[tokio::test]
+    async fn v2_internal_errors_keep_notary_codes_and_carry_their_cause() {
+        let response = ApiError::from(UpdateError::Store(StoreError::Database("locked".into()))).into_response();
+        assert_eq!(response.status(), 500);
+        assert!(response.extensions().get::<ErrorCause>().is_some());
+        assert_eq!(body(response).await["errors"][0]["code"], "UPDATING");
     }
 }

@@ -18,7 +18,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::store::{KekRecord, SealedKey, Store, StoreError};
+use crate::store::{AuditRecord, KekRecord, SealedKey, Store, StoreError};
 use crate::tuf::crypto::{KeyAlgorithm, Signature, SigningKey};
 use crate::tuf::{BaseRole, Gun, KeyType, PublicKey};
 
@@ -234,36 +234,63 @@ impl Keystore {
     }
 
     /// Returns the pending key of `role` for `gun`, creating one if there is none
-    /// (Notary's `Create`: reuse a key that never signed).
-    pub async fn pending_key(&self, gun: &Gun, role: BaseRole, ring: &KeyRing) -> Result<PublicKey, KeystoreError> {
+    /// (Notary's `Create`: reuse a key that never signed). `audit`, when given, is the
+    /// record of the rotation that asked: it names the key (`detail.key_id`) and is
+    /// written in the key's transaction, or alone when an existing key is handed out.
+    pub async fn pending_key(
+        &self,
+        gun: &Gun,
+        role: BaseRole,
+        ring: &KeyRing,
+        audit: Option<AuditRecord>,
+    ) -> Result<PublicKey, KeystoreError> {
+        let naming = |public: &PublicKey, mut audit: AuditRecord| {
+            if let serde_json::Value::Object(detail) = &mut audit.detail {
+                detail.insert("key_id".into(), public.id.clone().into());
+            }
+            audit
+        };
         if let Some(pending) = ring
             .keys
             .iter()
             .find(|k| k.role == role.as_str() && k.algorithm == self.algorithm.as_str() && k.last_used.is_none())
         {
-            return ring.public_key(&pending.key_id);
+            let public = ring.public_key(&pending.key_id)?;
+            if let Some(audit) = audit {
+                self.store.append_audit(&naming(&public, audit)).await?;
+            }
+            return Ok(public);
         }
-        self.create_key(gun.as_str(), role.as_str(), self.algorithm).await
+        self.create_key(gun.as_str(), role.as_str(), self.algorithm, |public| audit.map(|a| naming(public, a))).await
     }
 
-    async fn create_key(&self, owner: &str, role: &str, algorithm: KeyAlgorithm) -> Result<PublicKey, KeystoreError> {
+    async fn create_key(
+        &self,
+        owner: &str,
+        role: &str,
+        algorithm: KeyAlgorithm,
+        audit: impl FnOnce(&PublicKey) -> Option<AuditRecord>,
+    ) -> Result<PublicKey, KeystoreError> {
         let signing_key = SigningKey::generate(algorithm).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
         let public = signing_key.public_key().clone();
         let aad = associated_data(&public.id, owner, role, algorithm.as_str());
         let (sealed, nonce) = self.keks.current.seal(&aad, signing_key.pkcs8())?;
         self.store
-            .insert_key(SealedKey {
-                key_id: public.id.clone(),
-                gun: owner.to_string(),
-                role: role.to_string(),
-                algorithm: algorithm.as_str().to_string(),
-                public: public.public.clone(),
-                sealed,
-                nonce,
-                kek_id: self.keks.current.id.clone(),
-                created_at: OffsetDateTime::now_utc(),
-                last_used: None,
-            })
+            .insert_key(
+                SealedKey {
+                    key_id: public.id.clone(),
+                    gun: owner.to_string(),
+                    role: role.to_string(),
+                    algorithm: algorithm.as_str().to_string(),
+                    public: public.public.clone(),
+                    sealed,
+                    nonce,
+                    kek_id: self.keks.current.id.clone(),
+                    created_at: OffsetDateTime::now_utc(),
+                    last_used: None,
+                },
+                audit(&public).as_ref(),
+            )
             .await?;
         Ok(public)
     }
@@ -274,7 +301,7 @@ impl Keystore {
         let first = |ring: &KeyRing| ring.keys.iter().find(|k| k.role == purpose).map(|k| k.key_id.clone());
         let mut ring = self.ring_of(SERVER_OWNER).await?;
         if first(&ring).is_none() {
-            self.create_key(SERVER_OWNER, purpose, KeyAlgorithm::Ecdsa).await?;
+            self.create_key(SERVER_OWNER, purpose, KeyAlgorithm::Ecdsa, |_| None).await?;
             ring = self.ring_of(SERVER_OWNER).await?;
         }
         let key_id = first(&ring).ok_or_else(|| KeystoreError::UnknownKey(purpose.into()))?;
@@ -388,9 +415,9 @@ mod tests {
         let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ecdsa).await.unwrap();
         let gun = Gun::parse("example.com/app").unwrap();
         let ring = keystore.keyring(&gun).await.unwrap();
-        let first = keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap();
+        let first = keystore.pending_key(&gun, BaseRole::Timestamp, &ring, None).await.unwrap();
         let ring = keystore.keyring(&gun).await.unwrap();
-        assert_eq!(keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap().id, first.id);
+        assert_eq!(keystore.pending_key(&gun, BaseRole::Timestamp, &ring, None).await.unwrap().id, first.id);
         assert!(ring.holds(BaseRole::Timestamp, &first.id));
         assert!(!ring.holds(BaseRole::Snapshot, &first.id));
         let signature = ring.sign(&first.id, b"hello").unwrap();
@@ -410,7 +437,7 @@ mod tests {
         let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ed25519).await.unwrap();
         let gun = Gun::parse("example.com/app").unwrap();
         let ring = keystore.keyring(&gun).await.unwrap();
-        let key = keystore.pending_key(&gun, BaseRole::Timestamp, &ring).await.unwrap();
+        let key = keystore.pending_key(&gun, BaseRole::Timestamp, &ring, None).await.unwrap();
         let mut ring = keystore.keyring(&gun).await.unwrap();
         ring.keys[0].role = "snapshot".into();
         assert!(matches!(ring.sign(&key.id, b"m"), Err(KeystoreError::Unseal(_))));
@@ -421,7 +448,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
         let old = Keystore::open(store.clone(), "old", None, KeyAlgorithm::Ecdsa).await.unwrap();
         let gun = Gun::parse("example.com/app").unwrap();
-        let key = old.pending_key(&gun, BaseRole::Timestamp, &old.keyring(&gun).await.unwrap()).await.unwrap();
+        let key = old.pending_key(&gun, BaseRole::Timestamp, &old.keyring(&gun).await.unwrap(), None).await.unwrap();
         let own = old.own_key(TOKEN_SIGNING_KEY).await.unwrap();
 
         // The new passphrase alone does not open the old keys.

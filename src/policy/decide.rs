@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 use super::files::{DefaultAction, PolicySet, PolicyWatcher, Rule, RuleMode};
 use super::reference::ImageReference;
 use super::verified::{TrustInput, VerifiedRepo, target_digest, verify};
-use super::{Decision, ImageDecider, Operation, RuleOutcome, Signer};
+use super::{Decision, ImageDecider, Operation, PolicyError, RuleOutcome, Signer};
 use crate::auth::AuthService;
-use crate::store::{DecisionRecord, Store};
+use crate::store::{DecisionRecord, Store, StoreError};
 use crate::tuf::{BaseRole, Gun, RoleName, SignedFile};
 use crate::update::TrustService;
 
@@ -85,8 +85,8 @@ impl PolicyEngine {
         operation: Operation,
         requester: &str,
         dry_run: bool,
-    ) -> Result<Checked, String> {
-        let reference = ImageReference::parse(image).map_err(|e| e.to_string())?;
+    ) -> Result<Checked, PolicyError> {
+        let reference = ImageReference::parse(image)?;
         let checked = self.decide(&reference, operation).await;
         self.log
             .append(DecisionRecord {
@@ -366,9 +366,14 @@ impl PolicyEngine {
         Ok(decision)
     }
 
-    /// Drops every cached decision (tests and benchmarks of the cold path).
-    pub fn clear_cache(&self) {
-        self.cache.clear();
+    /// The decision log, newest first, at most `limit` records. `image` is normalised as
+    /// checks log it, so `nginx` finds `docker.io/library/nginx:latest`. Records still
+    /// queued are written first, so a caller reads its own decisions.
+    pub async fn decisions(&self, image: Option<&str>, limit: i64) -> Result<Vec<DecisionRecord>, StoreError> {
+        let image =
+            image.map(|text| ImageReference::parse(text).map(|r| r.normalized()).unwrap_or_else(|_| text.to_owned()));
+        self.log.sync().await;
+        self.trust.store().decisions(image.as_deref(), limit.clamp(1, 10_000)).await
     }
 }
 
@@ -445,7 +450,11 @@ pub struct GateDecider<'a> {
 #[async_trait::async_trait]
 impl ImageDecider for GateDecider<'_> {
     async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String> {
-        self.engine.check(image, operation, &self.requester, dry_run).await.map(|checked| checked.decision)
+        self.engine
+            .check(image, operation, &self.requester, dry_run)
+            .await
+            .map(|checked| checked.decision)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -17,8 +17,18 @@ pub mod verified;
 
 use serde::Serialize;
 
+use reference::ReferenceError;
+
+/// Why the policy layer could not answer. A denial is not an error: it is a [`Decision`].
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The image reference does not parse (a caller's mistake).
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+}
+
 /// What a deploy gate is about to do with an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub enum Operation {
     #[serde(rename = "pull")]
     Pull,
@@ -51,7 +61,7 @@ impl Operation {
 
 /// A key whose valid signatures on a role other than `targets/releases` list the
 /// decided digest, traced to its user and the user's teams.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Signer {
     pub role: String,
     pub key_id: String,
@@ -61,7 +71,7 @@ pub struct Signer {
 }
 
 /// One rule's verdict on an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RuleOutcome {
     pub name: String,
     /// The file the rule came from.
@@ -72,7 +82,7 @@ pub struct RuleOutcome {
 }
 
 /// The answer of `POST /v1/policy/check` (DESIGN §6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub allowed: bool,
     /// `sha256:<hex>` of the image the decision is about, when one was resolved.

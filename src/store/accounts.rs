@@ -153,14 +153,6 @@ pub trait AccountStore: Send + Sync {
     async fn put_grant(&self, grant: &GrantRecord, at: OffsetDateTime, audit: &AuditRecord) -> StoreResult<()>;
     async fn delete_grant(&self, grant: &GrantRecord, audit: &AuditRecord) -> StoreResult<bool>;
 
-    /// Records a new repository and its creator's admin grant, unless it is already
-    /// recorded; returns whether it did.
-    async fn register_repository(
-        &self,
-        settings: &RepositorySettings,
-        creator_grant: Option<&GrantRecord>,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool>;
     async fn set_visibility(&self, settings: &RepositorySettings, audit: &AuditRecord) -> StoreResult<()>;
 
     async fn insert_user_key(&self, key: &UserKeyRecord, audit: &AuditRecord) -> StoreResult<()>;

@@ -62,6 +62,28 @@ pub struct Commit {
     pub at: OffsetDateTime,
     /// Written in the same transaction.
     pub audit: Option<AuditRecord>,
+    /// The repository's settings and its creator's grant, recorded with its first
+    /// accepted publish; does nothing if settings exist already.
+    pub registration: Option<RepositoryRegistration>,
+}
+
+/// What the first accepted publish of a repository records about it (DESIGN §5: whoever
+/// creates a repository gets admin on it).
+#[derive(Debug, Clone)]
+pub struct RepositoryRegistration {
+    pub settings: RepositorySettings,
+    pub creator_grant: Option<GrantRecord>,
+    pub audit: AuditRecord,
+}
+
+/// A repository that holds trust data, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySummary {
+    pub gun: String,
+    /// Roles with at least one stored version, in name order.
+    pub roles: Vec<String>,
+    /// When its oldest stored file was accepted.
+    pub first_stored_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,13 +173,22 @@ pub enum StoreError {
     /// A row another row refers to does not exist.
     #[error("{0} does not exist")]
     Missing(String),
+    /// The database cannot be reached right now (pool exhausted or closed, I/O): the
+    /// request may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e.to_string())
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Database(other.to_string()),
+        }
     }
 }
 
@@ -176,7 +207,7 @@ pub trait MetadataStore: Send + Sync {
     /// record is written with the deletion.
     async fn delete(&self, gun: &str, at: OffsetDateTime, audit: Option<&AuditRecord>) -> StoreResult<bool>;
     /// Repositories that hold trust data, in name order, after `after`.
-    async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<String>>;
+    async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<RepositorySummary>>;
     /// The last root of the repository's most recent deletion, if it was ever deleted.
     async fn archived_root(&self, gun: &str) -> StoreResult<Option<FileRecord>>;
     async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>>;
@@ -187,7 +218,8 @@ pub trait MetadataStore: Send + Sync {
 #[async_trait]
 pub trait SealedKeyStore: Send + Sync {
     async fn keys_for(&self, gun: &str) -> StoreResult<Vec<SealedKey>>;
-    async fn insert_key(&self, key: SealedKey) -> StoreResult<()>;
+    /// Stores a new key, with the audit record of its creation in the same transaction.
+    async fn insert_key(&self, key: SealedKey, audit: Option<&AuditRecord>) -> StoreResult<()>;
     async fn keks(&self) -> StoreResult<Vec<KekRecord>>;
     async fn insert_kek(&self, kek: KekRecord) -> StoreResult<()>;
     /// How many keys are sealed under each KEK id.

@@ -56,6 +56,12 @@ pub enum UpdateError {
     /// The repository has no such file.
     #[error("metadata not found")]
     NotFound,
+    /// An admin operation named a repository that holds no trust data.
+    #[error("no repository {0}")]
+    NoRepository(String),
+    /// An admin operation on a server key of a role the client signs itself.
+    #[error("{gun}: the client holds the {role} key; the server has no {role} key to rotate")]
+    NotServerSigned { gun: String, role: &'static str },
     /// A client-managed snapshot expired: the server cannot renew it (catalogue FZ-04).
     #[error("the snapshot of this repository has expired and the server does not hold its key")]
     SnapshotExpired,

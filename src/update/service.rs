@@ -18,13 +18,54 @@ use super::state::{CurrentFile, RepoState, StateCache};
 use super::validate::{Outcome, Upload, validate_update};
 use super::{UpdateError, UpdateSettings};
 use crate::keystore::Keystore;
-use crate::store::{AuditRecord, Change, ChangeQuery, Commit, NewFile, Store, StoreError};
+use crate::store::{AuditRecord, Change, ChangeQuery, Commit, NewFile, RepositoryRegistration, Store, StoreError};
 use crate::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
 
 /// Independent lock stripes: repositories hashing to one stripe share a lock.
 const LOCK_STRIPES: usize = 1024;
 /// Commits retried after another writer got in first (another replica).
 const COMMIT_ATTEMPTS: usize = 3;
+
+/// What a publish records beside its files, in the same transaction.
+#[derive(Debug, Clone)]
+pub struct PublishRecord {
+    pub audit: AuditRecord,
+    pub registration: Option<RepositoryRegistration>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// The upload matched what is stored (the clients' empty publish).
+    Unchanged,
+    Stored,
+}
+
+/// Which repositories an admin key rotation covers.
+#[derive(Debug, Clone, Copy)]
+pub enum RotationScope<'a> {
+    One(&'a Gun),
+    /// The page of repositories after `after`, in name order.
+    Page {
+        after: Option<&'a str>,
+        limit: i64,
+    },
+}
+
+/// The keys one call of an admin rotation staged.
+#[derive(Debug)]
+pub struct RotationPage {
+    pub rotated: Vec<(Gun, PublicKey)>,
+    /// Where the next page starts, when this one was full.
+    pub next: Option<String>,
+}
+
+/// The outcome of a KEK rotation.
+#[derive(Debug, Clone)]
+pub struct KekRotation {
+    pub kek_id: String,
+    pub resealed: usize,
+}
 
 /// A file as served: exact bytes and when they were stored.
 #[derive(Debug, Clone)]
@@ -106,8 +147,12 @@ impl TrustService {
         files: Vec<SignedFile>,
         keys_used: Vec<String>,
         now: OffsetDateTime,
-        audit: Option<AuditRecord>,
+        record: Option<PublishRecord>,
     ) -> Result<Arc<RepoState>, UpdateError> {
+        let (audit, registration) = match record {
+            Some(PublishRecord { audit, registration }) => (Some(audit), registration),
+            None => (None, None),
+        };
         let current: Vec<CurrentFile> = files.into_iter().map(|f| CurrentFile::new(f, now)).collect();
         let audit = audit.map(|mut record| {
             let versions: serde_json::Map<String, serde_json::Value> =
@@ -131,6 +176,7 @@ impl TrustService {
             keys_used: state.keys.pending(&keys_used).into_iter().cloned().collect(),
             at: now,
             audit,
+            registration,
         };
         match self.store.commit(commit).await {
             Ok(generation) => {
@@ -146,10 +192,11 @@ impl TrustService {
         }
     }
 
-    /// Validates and stores an update (`POST /v2/{gun}/_trust/tuf/`). `audit` is written
-    /// with the commit, its detail set to the versions stored; an empty publish stores
-    /// nothing and logs nothing.
-    pub async fn publish(&self, gun: &Gun, upload: Upload, audit: AuditRecord) -> Result<(), UpdateError> {
+    /// Validates and stores an update (`POST /v2/{gun}/_trust/tuf/`). The record's audit
+    /// entry is written with the commit, its detail set to the versions stored, and so is
+    /// the repository's registration on its first publish. An empty publish stores
+    /// nothing and records nothing.
+    pub async fn publish(&self, gun: &Gun, upload: Upload, record: PublishRecord) -> Result<Published, UpdateError> {
         let _guard = self.lock(gun).await;
         let mut attempt = 0;
         loop {
@@ -157,10 +204,10 @@ impl TrustService {
             let state = self.state_locked(gun).await?;
             let now = OffsetDateTime::now_utc();
             match validate_update(gun, &state, &upload, &state.keys, &self.settings, now)? {
-                Outcome::Unchanged => return Ok(()),
+                Outcome::Unchanged => return Ok(Published::Unchanged),
                 Outcome::Commit { files, keys_used } => {
-                    match self.commit(gun, &state, files, keys_used, now, Some(audit.clone())).await {
-                        Ok(_) => return Ok(()),
+                    match self.commit(gun, &state, files, keys_used, now, Some(record.clone())).await {
+                        Ok(_) => return Ok(Published::Stored),
                         Err(UpdateError::Store(StoreError::Conflict)) if attempt < COMMIT_ATTEMPTS => {
                             self.load(gun).await?;
                         }
@@ -229,7 +276,7 @@ impl TrustService {
         {
             return Ok(state.keys.public_key(id)?);
         }
-        self.pending_key(gun, role, &state).await
+        self.pending_key(gun, role, &state, None).await
     }
 
     /// True when the current root lists a key of `role` that the server holds.
@@ -242,16 +289,67 @@ impl TrustService {
     }
 
     /// `POST {timestamp|snapshot}.key`: a new pending key, active once a root lists it.
-    pub async fn rotate_key(&self, gun: &Gun, role: BaseRole) -> Result<PublicKey, UpdateError> {
+    /// `audit` is written with the key and names it.
+    pub async fn rotate_key(&self, gun: &Gun, role: BaseRole, audit: AuditRecord) -> Result<PublicKey, UpdateError> {
         let _guard = self.lock(gun).await;
         let state = self.state_locked(gun).await?;
-        self.pending_key(gun, role, &state).await
+        self.pending_key(gun, role, &state, Some(audit)).await
+    }
+
+    /// An admin's rotation of the server-managed keys of `role`, for one repository or a
+    /// page of all of them. Only repositories whose role the server signs have a key to
+    /// rotate; a repository that already has a staged key keeps it, so a repeated or
+    /// resumed rotation makes no extra keys. Each rotation's audit record (`audit` with
+    /// the repository, role and key filled in) goes in with its key.
+    pub async fn rotate_server_keys(
+        &self,
+        role: BaseRole,
+        scope: RotationScope<'_>,
+        audit: &AuditRecord,
+    ) -> Result<RotationPage, UpdateError> {
+        let bulk = matches!(scope, RotationScope::Page { .. });
+        let (guns, next) = match scope {
+            RotationScope::One(gun) => {
+                if !self.state(gun).await?.exists() {
+                    return Err(UpdateError::NoRepository(gun.to_string()));
+                }
+                if role == BaseRole::Snapshot && !self.signs_role(gun, role).await? {
+                    return Err(UpdateError::NotServerSigned { gun: gun.to_string(), role: role.as_str() });
+                }
+                (vec![gun.clone()], None)
+            }
+            RotationScope::Page { after, limit } => {
+                let page = self.store.repositories(after, limit).await?;
+                let next = (page.len() as i64 == limit).then(|| page.last().map(|r| r.gun.clone())).flatten();
+                (page.iter().filter_map(|r| Gun::parse(&r.gun).ok()).collect(), next)
+            }
+        };
+        let mut rotated = Vec::with_capacity(guns.len());
+        for gun in guns {
+            if role == BaseRole::Snapshot && !self.signs_role(&gun, role).await? {
+                continue;
+            }
+            let record = AuditRecord {
+                repository: Some(gun.to_string()),
+                detail: serde_json::json!({ "role": role.as_str(), "bulk": bulk }),
+                ..audit.clone()
+            };
+            let key = self.rotate_key(&gun, role, record).await?;
+            rotated.push((gun, key));
+        }
+        Ok(RotationPage { rotated, next })
     }
 
     /// The pending key of `role`, made if there is none; the cached key ring follows.
     /// The caller holds the repository's lock.
-    async fn pending_key(&self, gun: &Gun, role: BaseRole, state: &RepoState) -> Result<PublicKey, UpdateError> {
-        let key = self.keystore.pending_key(gun, role, &state.keys).await?;
+    async fn pending_key(
+        &self,
+        gun: &Gun,
+        role: BaseRole,
+        state: &RepoState,
+        audit: Option<AuditRecord>,
+    ) -> Result<PublicKey, UpdateError> {
+        let key = self.keystore.pending_key(gun, role, &state.keys, audit).await?;
         if !state.keys.holds(role, &key.id) {
             let keys = self.keystore.keyring(gun).await?;
             self.cache.insert(gun.clone(), Arc::new(state.with_keys(keys)));
@@ -268,18 +366,17 @@ impl TrustService {
         Ok(deleted?)
     }
 
-    /// Repositories holding trust data, in name order, after `after`.
-    pub async fn repositories(&self, after: Option<&str>, limit: i64) -> Result<Vec<String>, UpdateError> {
-        Ok(self.store.repositories(after, limit).await?)
-    }
-
     /// Re-seals every server-held private key (this server's own keys included) under
-    /// the current KEK; returns how many were re-sealed. Cached key rings are dropped so
-    /// that they reload the new rows.
-    pub async fn reseal_keys(&self) -> Result<usize, UpdateError> {
-        let count = self.keystore.reseal_all().await?;
+    /// the current KEK, then records it (`audit` with the KEK and the count filled in).
+    /// Cached key rings are dropped so that they reload the new rows.
+    pub async fn rotate_kek(&self, audit: AuditRecord) -> Result<KekRotation, UpdateError> {
+        let resealed = self.keystore.reseal_all().await?;
         self.cache.clear();
-        Ok(count)
+        let rotation = KekRotation { kek_id: self.keystore.current_kek_id().to_owned(), resealed };
+        let record =
+            AuditRecord { detail: serde_json::json!({ "kek_id": rotation.kek_id, "resealed": resealed }), ..audit };
+        self.store.append_audit(&record).await?;
+        Ok(rotation)
     }
 
     pub fn keystore(&self) -> &Keystore {

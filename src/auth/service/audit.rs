@@ -1,7 +1,6 @@
 //! The audit log: admins read it; every change writes its record in the change's transaction.
 
-use super::AuthService;
-use super::Caller;
+use super::{AuthService, Caller};
 use crate::auth::AuthError;
 use crate::store::AuditRecord;
 

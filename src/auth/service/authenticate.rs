@@ -1,22 +1,18 @@
 //! Authentication: what a request presented, checked into a `Caller`; the credential caches
 //! and the failed-login limit.
 
-use super::AuthService;
-use super::Caller;
-use super::Credential;
-use super::FailureCount;
-use super::Presented;
-use crate::auth::AuthError;
-use crate::auth::jwt::Claims;
-use crate::auth::model::AccessModel;
-use crate::auth::secrets;
-use crate::auth::secrets::looks_like_token;
-use crate::auth::secrets::token_digest;
-use crate::store::TokenRecord;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller, Credential, FailureCount, Presented};
+use crate::auth::jwt::Claims;
+use crate::auth::model::AccessModel;
+use crate::auth::secrets::{looks_like_token, token_digest};
+use crate::auth::{AuthError, secrets};
+use crate::store::TokenRecord;
 
 impl AuthService {
     /// Checks what a request presented. Anonymous is not an error; bad credentials are.

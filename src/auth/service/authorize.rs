@@ -1,11 +1,7 @@
 //! Authorisation: what a caller may do, from the live access model and the token's claims.
 
-use super::AuthService;
-use super::Caller;
-use super::Credential;
-use crate::auth::Access;
-use crate::auth::Action;
-use crate::auth::AuthError;
+use super::{AuthService, Caller, Credential};
+use crate::auth::{Access, Action, AuthError};
 
 impl AuthService {
     /// The actions `caller` may take on repository `gun` right now: the live rules, and
@@ -95,5 +91,43 @@ impl AuthService {
         } else {
             Err(AuthError::Denied(format!("only {user} or an admin may do this")))
         }
+    }
+
+    /// May `caller` ask for decisions about images of `gun` (`POST /v1/policy/check`)? A
+    /// policy-scoped token (a deploy gate), a server admin, or anyone who may pull the
+    /// repository. A caller who may not read it is not told whether it exists: as on its
+    /// own routes, it is not found (DESIGN §5).
+    pub fn authorize_policy_check(&self, caller: &Caller, gun: &str) -> Result<(), AuthError> {
+        self.require_policy_caller(caller)?;
+        if caller.open || caller.policy_only() || self.is_admin(caller) {
+            return Ok(());
+        }
+        if self.repository_actions(caller, gun).contains(&Action::Pull) {
+            return Ok(());
+        }
+        if self.model().access(caller.user.as_deref(), gun).is_none() {
+            return Err(AuthError::NotFound(format!("no repository {gun}")));
+        }
+        Err(AuthError::Denied(format!("checking images of {gun} needs pull on it, or a token with the policy scope")))
+    }
+
+    /// A deploy gate's calls that span repositories (the decision log) and the admission
+    /// webhooks: policy-scoped tokens, admins, or anyone on an open server.
+    pub fn authorize_gate(&self, caller: &Caller) -> Result<(), AuthError> {
+        self.require_policy_caller(caller)?;
+        if caller.open || caller.policy_only() || self.is_admin(caller) {
+            return Ok(());
+        }
+        Err(AuthError::Denied("this needs a token with the policy scope, or a server admin".into()))
+    }
+
+    /// The admission webhooks: as [`Self::authorize_gate`], except that with
+    /// `open_admission` a caller presenting no credentials is let through (managed API
+    /// servers that cannot send a token; the endpoint is then protected by the network).
+    pub fn authorize_admission(&self, caller: &Caller, open_admission: bool) -> Result<(), AuthError> {
+        if open_admission && caller.credential.is_none() {
+            return Ok(());
+        }
+        self.authorize_gate(caller)
     }
 }

@@ -1,13 +1,11 @@
 //! Grants of read, write or admin on a repository or a namespace (`prefix/*`).
 
-use super::AuthService;
-use super::Caller;
-use crate::auth::Access;
-use crate::auth::AuthError;
-use crate::auth::model::RepositoryPattern;
-use crate::auth::model::Subject;
-use crate::store::GrantRecord;
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller};
+use crate::auth::model::{RepositoryPattern, Subject};
+use crate::auth::{Access, AuthError};
+use crate::store::GrantRecord;
 
 impl AuthService {
     /// Checks a grant request and the caller's right to make it: admin on everything

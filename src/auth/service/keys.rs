@@ -1,15 +1,12 @@
 //! Users' keys: client bundles from the user CA, registered certificates, revocation, and
 //! tracing a signing key back to its user.
 
-use super::AuthService;
-use super::Caller;
-use super::conflict;
-use crate::auth::AuthError;
-use crate::auth::certs::Bundle;
-use crate::auth::certs::UserCertificate;
-use crate::auth::certs::check_user_certificate;
-use crate::store::UserKeyRecord;
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller, conflict};
+use crate::auth::AuthError;
+use crate::auth::certs::{Bundle, UserCertificate, check_user_certificate};
+use crate::store::UserKeyRecord;
 
 impl AuthService {
     /// The enabled user who holds the (unrevoked) key with this public key, and their

@@ -15,8 +15,9 @@ mod users;
 
 pub use grants::GrantRequest;
 pub use registry_token::IssuedToken;
-pub use tokens::TokenView;
-pub use users::UserView;
+pub use repositories::ReadableRepository;
+pub use tokens::TokenSummary;
+pub use users::UserSummary;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -209,7 +210,7 @@ impl AuthService {
 
     /// Reloads the access model after a change, and forgets cached credentials, which
     /// may have been disabled or changed.
-    async fn reload(&self) -> Result<(), AuthError> {
+    pub async fn reload(&self) -> Result<(), AuthError> {
         let _turn = self.reload_lock.lock().await;
         let model = AccessModel::new(self.store.account_snapshot().await?, self.settings.default_public);
         if let Ok(mut slot) = self.model.write() {

@@ -1,13 +1,10 @@
 //! The registry token endpoint (`GET /auth/token`): a JWT for the granted part of each scope.
 
-use super::AuthService;
-use super::Caller;
-use crate::auth::Action;
-use crate::auth::AuthError;
-use crate::auth::jwt::Claims;
-use crate::auth::jwt::ResourceActions;
-use crate::auth::secrets;
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller};
+use crate::auth::jwt::{Claims, ResourceActions};
+use crate::auth::{Action, AuthError, secrets};
 
 impl AuthService {
     /// `GET /auth/token`: a registry token for the granted part of each requested scope.

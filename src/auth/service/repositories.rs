@@ -1,15 +1,13 @@
 //! Repository settings: visibility, the creator recorded at the first publish, and which
 //! repositories a caller may read.
 
-use super::AuthService;
-use super::Caller;
-use crate::auth::Access;
-use crate::auth::Action;
-use crate::auth::AuthError;
-use crate::auth::model::RepositoryPattern;
-use crate::store::GrantRecord;
-use crate::store::RepositorySettings;
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller};
+use crate::auth::model::RepositoryPattern;
+use crate::auth::{Access, Action, AuthError};
+
+use crate::store::{GrantRecord, RepositoryRegistration, RepositorySettings};
 
 impl AuthService {
     pub async fn set_visibility(&self, caller: &Caller, gun: &str, public: bool) -> Result<(), AuthError> {
@@ -31,11 +29,12 @@ impl AuthService {
         self.reload().await
     }
 
-    /// Records the creator of a repository after its first accepted publish, with admin
-    /// on it (DESIGN §5). Later publishes find it recorded and do nothing.
-    pub async fn repository_published(&self, caller: &Caller, gun: &str) -> Result<(), AuthError> {
+    /// What the first accepted publish of `gun` records about it: its settings and admin
+    /// on it for its creator (DESIGN §5). None once it is recorded. The publish writes it
+    /// in its own transaction; [`AuthService::reload`] then makes the grant effective.
+    pub fn registration_for(&self, caller: &Caller, gun: &str) -> Option<RepositoryRegistration> {
         if self.model().repository(gun).is_some() {
-            return Ok(());
+            return None;
         }
         let settings = RepositorySettings {
             gun: gun.into(),
@@ -43,31 +42,52 @@ impl AuthService {
             created_by: caller.user.clone().unwrap_or_default(),
             created_at: OffsetDateTime::now_utc(),
         };
-        let grant = caller.user.as_ref().map(|user| GrantRecord {
+        let creator_grant = caller.user.as_ref().map(|user| GrantRecord {
             repository: gun.into(),
             subject_kind: "user".into(),
             subject: user.clone(),
             access: Access::Admin.as_str().into(),
         });
         let audit = caller.audit("repository.create", Some(gun), serde_json::json!({ "public": settings.public }));
-        if self.store.register_repository(&settings, grant.as_ref(), &audit).await? {
-            self.reload().await?;
-        }
-        Ok(())
+        Some(RepositoryRegistration { settings, creator_grant, audit })
     }
 
-    /// The repositories of `guns` the caller may read, with their visibility and
-    /// creation time.
-    pub fn readable(&self, caller: &Caller, guns: Vec<String>) -> Vec<(String, bool, Option<OffsetDateTime>)> {
+    /// Every repository holding trust data that the caller may read, with its visibility,
+    /// creation time and roles, in name order.
+    pub async fn repositories(&self, caller: &Caller) -> Result<Vec<ReadableRepository>, AuthError> {
+        self.require_account(caller)?;
+        const PAGE: i64 = 1000;
         let model = self.model();
-        guns.into_iter()
-            .filter(|gun| self.repository_actions(caller, gun).contains(&Action::Pull))
-            .map(|gun| {
-                let settings = model.repository(&gun);
-                let public = settings.map_or(model.default_public(), |s| s.public);
-                let created = settings.map(|s| s.created_at);
-                (gun, public, created)
-            })
-            .collect()
+        let mut readable = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.repositories(after.as_deref(), PAGE).await?;
+            let full = page.len() as i64 == PAGE;
+            after = page.last().map(|r| r.gun.clone());
+            for summary in page {
+                if !self.repository_actions(caller, &summary.gun).contains(&Action::Pull) {
+                    continue;
+                }
+                let settings = model.repository(&summary.gun);
+                readable.push(ReadableRepository {
+                    public: settings.map_or(model.default_public(), |s| s.public),
+                    created_at: settings.map_or(summary.first_stored_at, |s| s.created_at),
+                    roles: summary.roles,
+                    name: summary.gun,
+                });
+            }
+            if !full {
+                return Ok(readable);
+            }
+        }
     }
+}
+
+/// A repository as `GET /v1/repositories` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadableRepository {
+    pub name: String,
+    pub public: bool,
+    pub created_at: OffsetDateTime,
+    pub roles: Vec<String>,
 }

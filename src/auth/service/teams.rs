@@ -1,12 +1,10 @@
 //! Teams and their members.
 
-use super::AuthService;
-use super::Caller;
-use super::conflict;
-use crate::auth::AuthError;
-use crate::auth::valid_name;
-use crate::store::TeamRecord;
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller, conflict};
+use crate::auth::{AuthError, valid_name};
+use crate::store::TeamRecord;
 
 impl AuthService {
     pub async fn create_team(&self, caller: &Caller, name: &str) -> Result<TeamRecord, AuthError> {

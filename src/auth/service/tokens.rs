@@ -1,15 +1,11 @@
 //! Personal access tokens: minted once, listed without their secret, revoked.
 
-use super::AuthService;
-use super::Caller;
-use super::FULL_SCOPE;
-use super::POLICY_SCOPE;
-use super::conflict;
-use crate::auth::AuthError;
-use crate::auth::secrets;
-use crate::store::TokenRecord;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
+
+use super::{AuthService, Caller, FULL_SCOPE, POLICY_SCOPE, conflict};
+use crate::auth::{AuthError, secrets};
+use crate::store::TokenRecord;
 
 impl AuthService {
     pub async fn create_token(
@@ -18,7 +14,7 @@ impl AuthService {
         name: &str,
         scopes: Option<Vec<String>>,
         expires_in: Option<i64>,
-    ) -> Result<(TokenView, Zeroizing<String>), AuthError> {
+    ) -> Result<(TokenSummary, Zeroizing<String>), AuthError> {
         self.require_durable_credential(caller)?;
         let user = caller
             .user
@@ -54,14 +50,14 @@ impl AuthService {
             serde_json::json!({ "id": record.id, "name": name, "user": user, "scopes": record.scopes }),
         );
         self.store.insert_token(&record, &audit).await.map_err(conflict)?;
-        Ok((TokenView::from(&record), secret))
+        Ok((TokenSummary::from(&record), secret))
     }
 
     /// The caller's tokens; an admin's listing holds everyone's.
-    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<TokenView>, AuthError> {
+    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<TokenSummary>, AuthError> {
         self.require_account(caller)?;
         let owner = if self.is_admin(caller) { None } else { caller.user.as_deref() };
-        Ok(self.store.tokens(owner).await?.iter().filter(|t| t.revoked_at.is_none()).map(TokenView::from).collect())
+        Ok(self.store.tokens(owner).await?.iter().filter(|t| t.revoked_at.is_none()).map(TokenSummary::from).collect())
     }
 
     pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<(), AuthError> {
@@ -80,22 +76,21 @@ impl AuthService {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TokenView {
+/// A personal access token as its owner and admins see it: never its secret.
+#[derive(Debug, Clone)]
+pub struct TokenSummary {
     pub id: String,
     pub name: String,
     /// The owner, so that an admin's listing says whose each token is.
     pub user: String,
     pub scopes: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
 }
 
-impl From<&TokenRecord> for TokenView {
+impl From<&TokenRecord> for TokenSummary {
     fn from(t: &TokenRecord) -> Self {
-        TokenView {
+        TokenSummary {
             id: t.id.clone(),
             name: t.name.clone(),
             user: t.user.clone(),

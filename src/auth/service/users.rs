@@ -1,15 +1,10 @@
 //! User accounts: the bootstrap admin, creation, listing and changes.
 
-use super::AuthService;
-use super::Caller;
-use super::conflict;
-use crate::auth::AuthError;
-use crate::auth::secrets;
-use crate::auth::valid_name;
-use crate::store::AuditRecord;
-use crate::store::UserChange;
-use crate::store::UserRecord;
 use time::OffsetDateTime;
+
+use super::{AuthService, Caller, conflict};
+use crate::auth::{AuthError, secrets, valid_name};
+use crate::store::{AuditRecord, UserChange, UserRecord};
 
 impl AuthService {
     /// Makes `NOTARIUS_BOOTSTRAP_ADMIN` the first user, unless any user exists.
@@ -42,7 +37,7 @@ impl AuthService {
         name: &str,
         password: &str,
         admin: bool,
-    ) -> Result<UserView, AuthError> {
+    ) -> Result<UserSummary, AuthError> {
         // On an open server the first account must be an admin, or nobody could manage
         // the server once auth applies.
         if self.is_open() && !admin {
@@ -64,14 +59,14 @@ impl AuthService {
         let audit = caller.audit("user.create", None, serde_json::json!({ "user": name, "admin": admin }));
         self.store.insert_user(record, &audit).await.map_err(conflict)?;
         self.reload().await?;
-        Ok(UserView { name: name.into(), admin, disabled: false })
+        Ok(UserSummary { name: name.into(), admin, disabled: false })
     }
 
-    pub fn users(&self, caller: &Caller) -> Result<Vec<UserView>, AuthError> {
+    pub fn users(&self, caller: &Caller) -> Result<Vec<UserSummary>, AuthError> {
         self.require_admin(caller)?;
         let model = self.model();
-        let mut users: Vec<UserView> =
-            model.users().map(|u| UserView { name: u.name.clone(), admin: u.admin, disabled: u.disabled }).collect();
+        let mut users: Vec<UserSummary> =
+            model.users().map(|u| UserSummary { name: u.name.clone(), admin: u.admin, disabled: u.disabled }).collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(users)
     }
@@ -126,8 +121,9 @@ fn check_user_name(name: &str) -> Result<(), AuthError> {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct UserView {
+/// A user as the API lists them.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
     pub name: String,
     pub admin: bool,
     pub disabled: bool,

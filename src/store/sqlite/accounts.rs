@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::SqliteStore;
 use crate::store::{
-    AccountSnapshot, AccountStore, AuditRecord, GrantRecord, RepositorySettings, StoreError, StoreResult, TeamRecord,
-    TokenRecord, UserChange, UserKeyRecord, UserRecord, from_nanos, to_nanos,
+    AccountSnapshot, AccountStore, AuditRecord, GrantRecord, RepositoryRegistration, RepositorySettings, StoreError,
+    StoreResult, TeamRecord, TokenRecord, UserChange, UserKeyRecord, UserRecord, from_nanos, to_nanos,
 };
 
 pub(crate) async fn insert_audit(conn: &mut SqliteConnection, record: &AuditRecord) -> StoreResult<()> {
@@ -32,6 +32,33 @@ async fn finish(mut tx: Transaction<'_, Sqlite>, changed: bool, audit: &AuditRec
     }
     insert_audit(&mut tx, audit).await?;
     tx.commit().await?;
+    Ok(true)
+}
+
+/// Records a repository's settings and its creator's grant inside `tx`, unless settings
+/// exist already; returns whether it did. Part of the first publish's commit.
+pub(crate) async fn register_repository(
+    tx: &mut SqliteConnection,
+    registration: &RepositoryRegistration,
+) -> StoreResult<bool> {
+    let settings = &registration.settings;
+    let done = sqlx::query(
+        "INSERT INTO repository_settings (gun, public, created_by, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (gun) DO NOTHING",
+    )
+    .bind(&settings.gun)
+    .bind(settings.public)
+    .bind(&settings.created_by)
+    .bind(to_nanos(settings.created_at))
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if let Some(grant) = &registration.creator_grant {
+        upsert_grant(&mut *tx, grant, settings.created_at).await?;
+    }
+    insert_audit(&mut *tx, &registration.audit).await?;
     Ok(true)
 }
 
@@ -250,32 +277,6 @@ impl AccountStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         finish(tx, done.rows_affected() > 0, audit).await
-    }
-
-    async fn register_repository(
-        &self,
-        settings: &RepositorySettings,
-        creator_grant: Option<&GrantRecord>,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO repository_settings (gun, public, created_by, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (gun) DO NOTHING",
-        )
-        .bind(&settings.gun)
-        .bind(settings.public)
-        .bind(&settings.created_by)
-        .bind(to_nanos(settings.created_at))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if let Some(grant) = creator_grant {
-            upsert_grant(&mut tx, grant, settings.created_at).await?;
-        }
-        finish(tx, true, audit).await
     }
 
     async fn set_visibility(&self, settings: &RepositorySettings, audit: &AuditRecord) -> StoreResult<()> {

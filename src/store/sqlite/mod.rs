@@ -26,7 +26,8 @@ pub(crate) use accounts::insert_audit;
 
 use super::{
     AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord,
-    MAX_CHANGE_PAGE, MetadataStore, SealedKey, SealedKeyStore, StoreError, StoreResult, from_nanos, to_nanos,
+    MAX_CHANGE_PAGE, MetadataStore, RepositorySummary, SealedKey, SealedKeyStore, StoreError, StoreResult, from_nanos,
+    to_nanos,
 };
 
 pub struct SqliteStore {
@@ -281,6 +282,9 @@ async fn apply_commit(tx: &mut sqlx::SqliteConnection, commit: &Commit) -> Store
     if let Some(audit) = &commit.audit {
         insert_audit(&mut *tx, audit).await?;
     }
+    if let Some(registration) = &commit.registration {
+        accounts::register_repository(&mut *tx, registration).await?;
+    }
     Ok(commit.expected_generation + 1)
 }
 
@@ -385,15 +389,24 @@ impl MetadataStore for SqliteStore {
         Ok(row.as_ref().map(file_record).transpose()?)
     }
 
-    async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT r.gun FROM repositories r WHERE r.gun > ?1
-             AND EXISTS (SELECT 1 FROM tuf_files t WHERE t.gun = r.gun) ORDER BY r.gun LIMIT ?2",
+    async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<RepositorySummary>> {
+        // One query for the page: the roles come back joined, in no particular order.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT t.gun, group_concat(DISTINCT t.role), MIN(t.created_at) FROM tuf_files t
+             WHERE t.gun > ?1 GROUP BY t.gun ORDER BY t.gun LIMIT ?2",
         )
         .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.reader)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(gun, roles, first)| {
+                let mut roles: Vec<String> = roles.split(',').map(str::to_owned).collect();
+                roles.sort();
+                RepositorySummary { gun, roles, first_stored_at: from_nanos(first) }
+            })
+            .collect())
     }
 
     async fn changes(&self, gun: Option<&str>, query: ChangeQuery) -> StoreResult<Vec<Change>> {
@@ -432,7 +445,8 @@ impl SealedKeyStore for SqliteStore {
         Ok(rows.iter().map(sealed_key).collect::<Result<_, _>>()?)
     }
 
-    async fn insert_key(&self, key: SealedKey) -> StoreResult<()> {
+    async fn insert_key(&self, key: SealedKey, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO private_keys (key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -447,8 +461,12 @@ impl SealedKeyStore for SqliteStore {
         .bind(&key.kek_id)
         .bind(to_nanos(key.created_at))
         .bind(key.last_used.map(to_nanos))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        if let Some(audit) = audit {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -528,7 +546,7 @@ impl SealedKeyStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewFile;
+    use crate::store::{AccountStore, NewFile};
 
     fn file(role: &str, version: i64, data: &str) -> NewFile {
         NewFile { role: role.into(), version, sha256: format!("{role}-{version}"), data: Bytes::from(data.to_owned()) }
@@ -542,7 +560,52 @@ mod tests {
             keys_used: vec![],
             at: OffsetDateTime::now_utc(),
             audit: None,
+            registration: None,
         }
+    }
+
+    /// A new key and the audit record of its rotation are one write: both or neither.
+    #[tokio::test]
+    async fn a_key_and_its_audit_record_commit_together() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store
+            .insert_kek(KekRecord {
+                id: "kek".into(),
+                salt: vec![0; 16],
+                m_cost: 1,
+                t_cost: 1,
+                p_cost: 1,
+                check_value: vec![0; 32],
+                created_at: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        let key = SealedKey {
+            key_id: "k1".into(),
+            gun: "g".into(),
+            role: "timestamp".into(),
+            algorithm: "ecdsa".into(),
+            public: vec![1],
+            sealed: vec![2],
+            nonce: vec![3],
+            kek_id: "kek".into(),
+            created_at: OffsetDateTime::now_utc(),
+            last_used: None,
+        };
+        let audit = AuditRecord {
+            at: OffsetDateTime::now_utc(),
+            actor: "root".into(),
+            action: "key.rotate".into(),
+            repository: Some("g".into()),
+            detail: serde_json::json!({ "key_id": "k1" }),
+            remote_addr: String::new(),
+        };
+        store.insert_key(key.clone(), Some(&audit)).await.unwrap();
+        assert_eq!(store.audit_log(10).await.unwrap().len(), 1);
+        // The same key id again fails, and takes its audit record with it.
+        assert!(store.insert_key(key, Some(&audit)).await.is_err());
+        assert_eq!(store.audit_log(10).await.unwrap().len(), 1);
+        assert_eq!(store.keys_for("g").await.unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -574,6 +637,7 @@ mod tests {
             keys_used: vec![],
             at: OffsetDateTime::now_utc(),
             audit: None,
+            registration: None,
         };
         store.commit(commit_for("stale", 0, 1)).await.unwrap();
         // Many commits at once, so that they share transactions; one of them is stale and

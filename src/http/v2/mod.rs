@@ -1,10 +1,15 @@
-//! Handlers of Notary's `/v2` routes (spec §1, §6, §7, §9, §10). Each one extracts,
-//! calls one `TrustService` function and shapes the answer as notary-server does.
+//! Notary's `/v2` routes (spec §1, §6, §7, §9, §10). A GUN and a role may both contain
+//! `/`, which path patterns cannot express, so [`dispatch`] serves every `/v2` path
+//! through the hand-written matcher in [`paths`]; `super::router::V2_ROUTES` lists the
+//! forms. Each arm authorises, calls one `TrustService` function and shapes the answer
+//! as notary-server does.
 
-use std::time::Instant;
+pub mod access;
+pub mod paths;
+
+use std::net::SocketAddr;
 
 use axum::body::Body;
-use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -13,13 +18,14 @@ use bytes::Bytes;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use self::paths::{TrustPath, TufFile};
 use super::AppState;
 use super::error::ApiError;
-use super::paths::{self, TrustPath, TufFile};
+use super::observe::{NotaryOperation, record};
 use crate::auth::{Action, AuthError, Caller};
 use crate::store::ChangeQuery;
 use crate::tuf::{Gun, PublicKey};
-use crate::update::service::Served;
+use crate::update::service::{PublishRecord, Published, Served};
 use crate::update::validate::Upload;
 
 /// Go's content sniffing labels every JSON body notary-server writes without a content
@@ -35,23 +41,32 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
     let route = paths::parse(uri.path());
     let operation = operation_name(&route, &method);
-    let caller = super::access::authenticate(&app, &headers, remote).await;
-    let response = match route_request(&app, route, &method, &uri, &headers, body, &caller).await {
+    // Only parsed names go into logs: a raw path may hold anything.
+    if let TrustPath::File { file, .. } = &route {
+        match file {
+            TufFile::Key(role) => record("role", role.as_str()),
+            TufFile::Current(role) | TufFile::ByVersion(role, _) | TufFile::ByChecksum(role, _) => {
+                record("role", role.as_str())
+            }
+            TufFile::Unknown => {}
+        }
+    }
+    let caller = super::extract::authenticate(&app, &headers, remote).await;
+    if let Ok(Caller { user: Some(user), .. }) = &caller {
+        record("user", user);
+    }
+    let mut response = match route_request(&app, route, &method, &uri, &headers, body, &caller).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
-    metrics::counter!("notarius_http_requests_total", "operation" => operation, "status" => response.status().as_str().to_owned())
-        .increment(1);
-    metrics::histogram!("notarius_http_request_duration_seconds", "operation" => operation)
-        .record(started.elapsed().as_secs_f64());
+    response.extensions_mut().insert(NotaryOperation(operation));
     response
 }
 
 /// Notary's metric names for its routes.
-fn operation_name(route: &TrustPath, method: &Method) -> &'static str {
+pub fn operation_name(route: &TrustPath, method: &Method) -> &'static str {
     match (route, method) {
         (TrustPath::Ping, _) => "Ping",
         (TrustPath::GlobalChangefeed | TrustPath::Changefeed { .. }, _) => "Changefeed",
@@ -116,10 +131,8 @@ async fn route_request(
         (TrustPath::File { gun, file: TufFile::Key(role) }, Method::POST) => {
             let gun = app.gun_for_write(&gun)?;
             app.authorize(caller, &gun, &[All])?;
-            let key = app.trust.rotate_key(&gun, role).await?;
-            let detail = json!({ "role": role.as_str(), "key_id": key.id });
-            app.auth.append_audit(&caller_of(caller)?.audit("key.rotate", Some(gun.as_str()), detail)).await?;
-            Ok(key_response(&key))
+            let audit = caller_of(caller)?.audit("key.rotate", Some(gun.as_str()), json!({ "role": role.as_str() }));
+            Ok(key_response(&app.trust.rotate_key(&gun, role, audit).await?))
         }
         (TrustPath::File { gun, file: TufFile::Current(role) }, Method::GET) => {
             let gun = app.gun_for_read(&gun)?;
@@ -148,16 +161,18 @@ async fn route_request(
 
 /// The caller of a request that `authorize` let through.
 fn caller_of(caller: &Result<Caller, AuthError>) -> Result<&Caller, ApiError> {
-    caller.as_ref().map_err(|_| ApiError::Unknown)
+    caller.as_ref().map_err(|e| ApiError::Unknown(format!("authentication failed: {e}")))
 }
 
 impl AppState {
     /// A GUN for a read: an invalid or filtered GUN is simply not found (spec §2.2).
     fn gun_for_read(&self, raw: &str) -> Result<Gun, ApiError> {
-        Gun::parse(raw)
+        let gun = Gun::parse(raw)
             .ok()
             .filter(|gun| self.gun_allowed(gun))
-            .ok_or(ApiError::MetadataNotFound { with_detail: false })
+            .ok_or(ApiError::MetadataNotFound { with_detail: false })?;
+        record("gun", gun.as_str());
+        Ok(gun)
     }
 
     /// A GUN for DELETE or key rotation: invalid is a 400, filtered is not found.
@@ -166,6 +181,7 @@ impl AppState {
         if !self.gun_allowed(&gun) {
             return Err(ApiError::MetadataNotFound { with_detail: false });
         }
+        record("gun", gun.as_str());
         Ok(gun)
     }
 
@@ -179,6 +195,7 @@ impl AppState {
                 self.http.gun_prefixes.join(" ")
             )));
         }
+        record("gun", gun.as_str());
         Ok(gun)
     }
 
@@ -297,13 +314,17 @@ async fn publish(
     }
     let upload = Upload::from_parts(parts)?;
     let roles: Vec<String> = upload.files.keys().map(ToString::to_string).collect();
+    // The first publish records the repository and its creator's admin grant in the
+    // publish's own transaction; the access model then reloads to see the grant.
     let audit = caller.audit("publish", Some(gun.as_str()), json!({}));
-    match app.trust.publish(gun, upload, audit).await {
-        Ok(()) => {
-            tracing::info!(%gun, roles = ?roles, user = caller.actor(), "update accepted");
-            // The publish stands even if recording its creator fails; the next one retries.
-            if let Err(error) = app.auth.repository_published(caller, gun.as_str()).await {
-                tracing::error!(%gun, %error, "recording the repository's creator failed");
+    let registration = app.auth.registration_for(caller, gun.as_str());
+    let registering = registration.is_some();
+    let record = PublishRecord { audit, registration };
+    match app.trust.publish(gun, upload, record).await {
+        Ok(published) => {
+            tracing::info!(%gun, roles = ?roles, user = caller.actor(), ?published, "update accepted");
+            if registering && published == Published::Stored {
+                app.auth.reload().await.map_err(|e| ApiError::Unknown(format!("reloading access rules: {e}")))?;
             }
             metrics::counter!("notarius_updates_total", "outcome" => "accepted").increment(1);
             Ok(empty_ok())
@@ -316,7 +337,7 @@ async fn publish(
     }
 }
 
-fn multipart_error(error: multer::Error, limits: &super::HttpSettings) -> ApiError {
+fn multipart_error(error: multer::Error, limits: &crate::http::HttpSettings) -> ApiError {
     match error {
         multer::Error::StreamSizeExceeded { .. } => {
             ApiError::TooLarge(format!("the body may be at most {} bytes", limits.max_body_bytes))
@@ -330,15 +351,15 @@ fn multipart_error(error: multer::Error, limits: &super::HttpSettings) -> ApiErr
 
 /// `GET …/changefeed?change_id=&records=` (spec §9).
 async fn changefeed(app: &AppState, gun: Option<&Gun>, uri: &Uri) -> Result<Response, ApiError> {
-    let mut change_id = "";
-    let mut records = "";
-    for pair in uri.query().unwrap_or_default().split('&') {
-        match pair.split_once('=') {
-            Some(("change_id", value)) => change_id = value,
-            Some(("records", value)) => records = value,
-            _ => {}
-        }
-    }
+    // Decoded, and the first of repeated parameters, as Go's `r.FormValue` reads them.
+    let query = uri.query().unwrap_or_default().as_bytes();
+    let param = |name: &str| {
+        form_urlencoded::parse(query)
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default()
+    };
+    let (change_id, records) = (param("change_id"), param("records"));
     let records = records.parse::<i32>().map_err(|_| {
         ApiError::InvalidParameters(json!(format!(
             "invalid records parameter: strconv.ParseInt: parsing {records:?}: invalid syntax"
