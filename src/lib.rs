@@ -9,6 +9,7 @@ pub mod keystore;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod text;
 pub mod tuf;
 pub mod update;

@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
@@ -20,7 +19,9 @@ use crate::keystore::Keystore;
 use crate::policy::decide::PolicyEngine;
 use crate::policy::files::PolicyWatcher;
 use crate::store::Store;
+use crate::store::instrumented::Instrumented;
 use crate::store::sqlite::SqliteStore;
+use crate::telemetry;
 use crate::tuf::crypto::KeyAlgorithm;
 use crate::update::{TrustService, UpdateSettings};
 
@@ -103,17 +104,6 @@ impl RunningServer {
     }
 }
 
-fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => handle,
-            // Another recorder is installed (an embedding program): render ours unused.
-            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-        })
-        .clone()
-}
-
 /// Opens everything and starts listening; returns once the socket is bound.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     // One crypto stack: rustls uses ring. Installing twice is harmless.
@@ -127,7 +117,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .await
             .with_context(|| format!("opening {}", config.database_path.display()))?,
     );
-    let store: Arc<dyn Store> = sqlite.clone();
+    let store: Arc<dyn Store> = Arc::new(Instrumented::new(sqlite.clone()));
     let keystore = Keystore::open(
         store.clone(),
         &config.key_passphrase,
@@ -189,8 +179,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     } else {
         config.public_url.clone()
     };
-    let app = router(AppState::new(trust, auth, policy.clone(), &public_url, config.http.clone(), prometheus()))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        router(AppState::new(trust, auth, policy.clone(), &public_url, config.http.clone(), telemetry::prometheus()))
+            .into_make_service_with_connect_info::<SocketAddr>();
     let (task, ca_cert, scheme) = match &config.tls {
         TlsMode::Plain => {
             let server = axum_server::from_tcp(listener)?.handle(handle.clone());

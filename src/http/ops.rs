@@ -40,6 +40,12 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    // State cheaper to read than to track is read now.
+    app.trust.cache_stats().record("trust_state");
+    app.auth.cache_stats().record("registry_tokens");
+    for pool in app.trust.store().pools() {
+        pool.record();
+    }
     let mut response = app.metrics.render().into_response();
     response
         .headers_mut()

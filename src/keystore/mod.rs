@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::store::{AuditRecord, KekRecord, SealedKey, Store, StoreError};
+use crate::telemetry::KEY_OPERATIONS;
 use crate::tuf::crypto::{KeyAlgorithm, Signature, SigningKey};
 use crate::tuf::{BaseRole, Gun, KeyType, PublicKey};
 
@@ -218,6 +219,8 @@ impl Keystore {
             let resealed = SealedKey { sealed, nonce, kek_id: self.keks.current.id.clone(), ..key.clone() };
             if self.store.reseal_key(&key.key_id, &key.kek_id, &resealed).await? {
                 count += 1;
+                metrics::counter!(KEY_OPERATIONS, "operation" => "reseal", "role" => role_label(&key.role))
+                    .increment(1);
             }
         }
         Ok(count)
@@ -399,7 +402,19 @@ impl KeyRing {
         if signing_key.public_key().id != key_id {
             return Err(KeystoreError::Unseal(key_id.into()));
         }
+        let role = self.keys.iter().find(|k| k.key_id == key_id).map_or("unknown", |k| role_label(&k.role));
+        metrics::counter!(KEY_OPERATIONS, "operation" => "sign", "role" => role).increment(1);
         signing_key.sign(message).map_err(|e| KeystoreError::Crypto(e.to_string()))
+    }
+}
+
+/// A key's role as a metric label: the TUF role, or the server's own key's purpose.
+fn role_label(role: &str) -> &'static str {
+    match role {
+        "timestamp" => "timestamp",
+        "snapshot" => "snapshot",
+        TOKEN_SIGNING_KEY => "token-signing",
+        _ => "server",
     }
 }
 

@@ -11,11 +11,14 @@
 //! SQLite (one file, WAL) is the embedded engine; PostgreSQL fits behind the same traits.
 
 pub mod accounts;
+pub mod instrumented;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use time::OffsetDateTime;
+
+use crate::telemetry::PoolStats;
 
 pub use accounts::{
     AccountSnapshot, AccountStore, AuditRecord, GrantRecord, RepositorySettings, TeamRecord, TokenRecord, UserChange,
@@ -255,9 +258,14 @@ pub trait DecisionStore: Send + Sync {
     async fn decisions(&self, image: Option<&str>, limit: i64) -> StoreResult<Vec<DecisionRecord>>;
 }
 
-pub trait Store: MetadataStore + SealedKeyStore + AccountStore + DecisionStore {}
+/// How an engine's connection pools stand, for `/metrics`.
+pub trait PoolStatus: Send + Sync {
+    fn pools(&self) -> Vec<PoolStats>;
+}
 
-impl<T: MetadataStore + SealedKeyStore + AccountStore + DecisionStore> Store for T {}
+pub trait Store: MetadataStore + SealedKeyStore + AccountStore + DecisionStore + PoolStatus {}
+
+impl<T: MetadataStore + SealedKeyStore + AccountStore + DecisionStore + PoolStatus> Store for T {}
 
 /// Largest changefeed page (Notary never caps; catalogue SZ-08).
 pub const MAX_CHANGE_PAGE: i64 = 1000;

@@ -19,6 +19,7 @@ use super::validate::{Outcome, Upload, validate_update};
 use super::{UpdateError, UpdateSettings};
 use crate::keystore::Keystore;
 use crate::store::{AuditRecord, Change, ChangeQuery, Commit, NewFile, RepositoryRegistration, Store, StoreError};
+use crate::telemetry::{CacheStats, RENEWALS};
 use crate::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
 
 /// Independent lock stripes: repositories hashing to one stripe share a lock.
@@ -103,6 +104,11 @@ impl TrustService {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The cache of current metadata, for `/metrics`.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     async fn lock(&self, gun: &Gun) -> MutexGuard<'_, ()> {
@@ -246,7 +252,12 @@ impl TrustService {
         let now = OffsetDateTime::now_utc();
         match renewal(&state, &state.keys, &self.settings, now)? {
             None => Ok(state),
-            Some((files, keys_used)) => self.commit(gun, &state, files, keys_used, now, None).await,
+            Some((files, keys_used)) => {
+                for file in &files {
+                    metrics::counter!(RENEWALS, "role" => file.role.to_string()).increment(1);
+                }
+                self.commit(gun, &state, files, keys_used, now, None).await
+            }
         }
     }
 

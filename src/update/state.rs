@@ -144,4 +144,8 @@ impl StateCache {
     pub fn clear(&self) {
         self.cache.clear();
     }
+
+    pub fn stats(&self) -> crate::telemetry::CacheStats {
+        crate::telemetry::CacheStats::of(&self.cache)
+    }
 }

@@ -13,10 +13,31 @@ use crate::auth::model::AccessModel;
 use crate::auth::secrets::{looks_like_token, token_digest};
 use crate::auth::{AuthError, secrets};
 use crate::store::TokenRecord;
+use crate::telemetry::LOGIN_FAILURES;
 
 impl AuthService {
     /// Checks what a request presented. Anonymous is not an error; bad credentials are.
     pub async fn authenticate(&self, presented: Presented, remote: Option<IpAddr>) -> Result<Caller, AuthError> {
+        let credential = match &presented {
+            Presented::None => "none",
+            Presented::Bearer(secret) | Presented::Basic { secret, .. } if looks_like_token(secret) => "token",
+            Presented::Bearer(_) => "registry_token",
+            Presented::Basic { .. } => "password",
+        };
+        let result = self.check_presented(presented, remote).await;
+        match &result {
+            Err(AuthError::Unauthenticated) => {
+                metrics::counter!(LOGIN_FAILURES, "credential" => credential, "reason" => "invalid").increment(1)
+            }
+            Err(AuthError::TooManyAttempts { .. }) => {
+                metrics::counter!(LOGIN_FAILURES, "credential" => credential, "reason" => "limited").increment(1)
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn check_presented(&self, presented: Presented, remote: Option<IpAddr>) -> Result<Caller, AuthError> {
         let remote_addr = remote.map(|ip| ip.to_string()).unwrap_or_default();
         let model = self.model();
         let caller = |user: Option<String>, credential| Caller {

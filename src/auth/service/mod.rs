@@ -226,6 +226,11 @@ impl AuthService {
         Ok(())
     }
 
+    /// The cache of verified registry tokens, for `/metrics`.
+    pub fn cache_stats(&self) -> crate::telemetry::CacheStats {
+        crate::telemetry::CacheStats::of(&self.verified_jwts)
+    }
+
     pub fn is_open(&self) -> bool {
         self.model().is_open()
     }

@@ -14,6 +14,7 @@ use crate::http::extract::V1Caller;
 use crate::http::openapi::V1Errors;
 use crate::policy::admission;
 use crate::policy::decide::GateDecider;
+use crate::telemetry::ADMISSION_REVIEWS;
 
 async fn review(
     app: &AppState,
@@ -23,7 +24,14 @@ async fn review(
 ) -> Result<Json<Value>, V1Error> {
     app.auth.authorize_admission(caller, app.http.open_admission)?;
     let decider = GateDecider { engine: &app.policy, requester: caller.actor().to_owned() };
-    Ok(Json(admission::review(body, mutate, &decider).await?))
+    let review = admission::review(body, mutate, &decider).await?;
+    let outcome = match review["response"]["allowed"].as_bool() {
+        Some(true) => "allowed",
+        _ => "denied",
+    };
+    let webhook = if mutate { "mutate" } else { "validate" };
+    metrics::counter!(ADMISSION_REVIEWS, "webhook" => webhook, "outcome" => outcome).increment(1);
+    Ok(Json(review))
 }
 
 /// Allows or denies a Pod or workload by the policy decisions on each of its images

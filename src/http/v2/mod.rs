@@ -24,6 +24,7 @@ use super::error::ApiError;
 use super::observe::{NotaryOperation, record};
 use crate::auth::{Action, AuthError, Caller};
 use crate::store::ChangeQuery;
+use crate::telemetry::UPDATES;
 use crate::tuf::{Gun, PublicKey};
 use crate::update::service::{PublishRecord, Published, Served};
 use crate::update::validate::Upload;
@@ -323,15 +324,19 @@ async fn publish(
     match app.trust.publish(gun, upload, record).await {
         Ok(published) => {
             tracing::info!(%gun, roles = ?roles, user = caller.actor(), ?published, "update accepted");
+            let outcome = match published {
+                Published::Stored => "accepted",
+                Published::Unchanged => "unchanged",
+            };
+            metrics::counter!(UPDATES, "outcome" => outcome).increment(1);
             if registering && published == Published::Stored {
                 app.auth.reload().await.map_err(|e| ApiError::Unknown(format!("reloading access rules: {e}")))?;
             }
-            metrics::counter!("notarius_updates_total", "outcome" => "accepted").increment(1);
             Ok(empty_ok())
         }
         Err(error) => {
             tracing::info!(%gun, roles = ?roles, %error, "update refused");
-            metrics::counter!("notarius_updates_total", "outcome" => "refused").increment(1);
+            metrics::counter!(UPDATES, "outcome" => "refused").increment(1);
             Err(error.into())
         }
     }

@@ -26,9 +26,10 @@ pub(crate) use accounts::insert_audit;
 
 use super::{
     AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord,
-    MAX_CHANGE_PAGE, MetadataStore, RepositorySummary, SealedKey, SealedKeyStore, StoreError, StoreResult, from_nanos,
-    to_nanos,
+    MAX_CHANGE_PAGE, MetadataStore, PoolStatus, RepositorySummary, SealedKey, SealedKeyStore, StoreError, StoreResult,
+    from_nanos, to_nanos,
 };
+use crate::telemetry::PoolStats;
 
 pub struct SqliteStore {
     reader: SqlitePool,
@@ -286,6 +287,18 @@ async fn apply_commit(tx: &mut sqlx::SqliteConnection, commit: &Commit) -> Store
         accounts::register_repository(&mut *tx, registration).await?;
     }
     Ok(commit.expected_generation + 1)
+}
+
+impl PoolStatus for SqliteStore {
+    fn pools(&self) -> Vec<PoolStats> {
+        let stats = |name, pool: &SqlitePool| PoolStats {
+            name,
+            connections: pool.size(),
+            idle: pool.num_idle(),
+            max: pool.options().get_max_connections(),
+        };
+        vec![stats("reader", &self.reader), stats("writer", &self.writer)]
+    }
 }
 
 #[async_trait]
