@@ -42,6 +42,9 @@ pub const DB_POOL_MAX: &str = "notarius_db_pool_max_connections";
 pub const KEY_OPERATIONS: &str = "notarius_key_operations_total";
 /// Server-signed timestamps and snapshots renewed on read, by role.
 pub const RENEWALS: &str = "notarius_metadata_renewals_total";
+/// Renewals on read that failed (`snapshot_expired`: a client-held snapshot key the
+/// server cannot use; `keystore`; `store`): clients are served an error.
+pub const RENEWAL_FAILURES: &str = "notarius_metadata_renewal_failures_total";
 /// Failed logins by credential (`password`, `token`, `registry_token`) and reason
 /// (`invalid`, or `limited` by the failed-login limiter).
 pub const LOGIN_FAILURES: &str = "notarius_login_failures_total";
@@ -91,6 +94,7 @@ fn describe() {
     describe_gauge!(DB_POOL_MAX, "Most connections a pool opens");
     describe_counter!(KEY_OPERATIONS, "Server-managed key operations by operation and role");
     describe_counter!(RENEWALS, "Server-signed files renewed on read, by role");
+    describe_counter!(RENEWAL_FAILURES, "Renewals on read that failed, by reason; the read fails too");
     describe_counter!(LOGIN_FAILURES, "Failed logins by credential and reason (invalid, limited)");
     describe_gauge!(BUILD_INFO, "1, labelled with the version of this build");
 }

@@ -19,7 +19,7 @@ use super::validate::{Outcome, Upload, validate_update};
 use super::{UpdateError, UpdateSettings};
 use crate::keystore::Keystore;
 use crate::store::{AuditRecord, Change, ChangeQuery, Commit, NewFile, RepositoryRegistration, Store, StoreError};
-use crate::telemetry::{CacheStats, RENEWALS};
+use crate::telemetry::{CacheStats, RENEWAL_FAILURES, RENEWALS};
 use crate::tuf::{BaseRole, Gun, PublicKey, RoleName, SignedFile};
 
 /// Independent lock stripes: repositories hashing to one stripe share a lock.
@@ -232,7 +232,15 @@ impl TrustService {
     pub async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Served, UpdateError> {
         let mut state = self.state(gun).await?;
         if matches!(role.base(), Some(BaseRole::Timestamp | BaseRole::Snapshot)) && self.renewal_due(&state) {
-            state = self.renew(gun).await?;
+            state = self.renew(gun).await.inspect_err(|error| {
+                let reason = match error {
+                    UpdateError::SnapshotExpired => "snapshot_expired",
+                    UpdateError::Keystore(_) => "keystore",
+                    UpdateError::Store(_) => "store",
+                    _ => "other",
+                };
+                metrics::counter!(RENEWAL_FAILURES, "reason" => reason).increment(1);
+            })?;
         }
         state.get(role).map(|f| Served::from(f.as_ref())).ok_or(UpdateError::NotFound)
     }

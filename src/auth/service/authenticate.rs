@@ -157,7 +157,12 @@ impl AuthService {
     }
 
     pub(super) fn check_failures(&self, keys: &[String]) -> Result<(), AuthError> {
-        let Ok(failures) = self.failures.lock() else { return Ok(()) };
+        // A poisoned lock means a thread panicked while counting: the counts cannot be
+        // trusted, and a limiter that cannot count must refuse rather than let every
+        // guess through.
+        let Ok(failures) = self.failures.lock() else {
+            return Err(AuthError::Internal("the failed-login limiter is unusable (a poisoned lock)".into()));
+        };
         for key in keys {
             // An address may stand for many people (a proxy, a NAT): it gets ten times a
             // user's allowance, so one guesser cannot lock everyone behind it out as fast.
@@ -202,6 +207,27 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
         let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ecdsa).await.unwrap();
         AuthService::new(store, &keystore, AuthSettings::default()).await.unwrap()
+    }
+
+    /// A limiter whose state is lost refuses password logins instead of allowing all.
+    #[tokio::test]
+    async fn a_poisoned_failed_login_limiter_fails_closed() {
+        let auth = Arc::new(service().await);
+        auth.bootstrap_admin("root", "a-long-password").await.unwrap();
+        let basic =
+            || Presented::Basic { user: "root".into(), secret: zeroize::Zeroizing::new("wrong-password".into()) };
+        assert!(matches!(auth.authenticate(basic(), None).await, Err(AuthError::Unauthenticated)));
+        let poisoner = auth.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.failures.lock().unwrap();
+            panic!("poison the limiter");
+        })
+        .join();
+        assert!(auth.failures.is_poisoned());
+        let refused = auth.authenticate(basic(), None).await;
+        assert!(matches!(refused, Err(AuthError::Internal(_))), "{refused:?}");
+        let right = Presented::Basic { user: "root".into(), secret: zeroize::Zeroizing::new("a-long-password".into()) };
+        assert!(auth.authenticate(right, None).await.is_err(), "not even the right password passes a blind limiter");
     }
 
     #[tokio::test]
