@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 use notarius::cli::admin::AdminArgs;
 use notarius::cli::check::CheckArgs;
+use notarius::cli::healthcheck::HealthcheckArgs;
 use notarius::cli::policy::PolicyArgs;
 use notarius::config::ServeArgs;
 use notarius::server;
@@ -28,6 +29,8 @@ enum Command {
     Policy(PolicyArgs),
     /// Ask a server whether an image may be pulled, run or deployed (exit 0 allow, 1 deny).
     Check(CheckArgs),
+    /// Exit 0 when a server's /healthz answers 200, 1 otherwise (the container HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -37,7 +40,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let (default_level, to_stderr) = match cli.command {
         Command::Serve(_) => ("info", false),
         Command::Admin(_) => ("warn", true),
-        Command::Policy(_) | Command::Check(_) => ("warn", true),
+        Command::Policy(_) | Command::Check(_) | Command::Healthcheck(_) => ("warn", true),
     };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("NOTARIUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Admin(args) => Ok(notarius::cli::finish(runtime.block_on(notarius::cli::admin::run(args)))),
         Command::Policy(args) => Ok(notarius::cli::policy::run(args)),
         Command::Check(args) => Ok(runtime.block_on(notarius::cli::check::run(args))),
+        Command::Healthcheck(args) => Ok(runtime.block_on(notarius::cli::healthcheck::run(args))),
     }
 }
 

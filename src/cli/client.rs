@@ -1,7 +1,7 @@
 //! The HTTPS client of the client commands: which server, which CA to trust, who is
 //! asking, and the one place where an answer becomes JSON or an error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -36,7 +36,7 @@ pub struct ConnectionArgs {
     pub timeout: u64,
 }
 
-fn parse_server_url(text: &str) -> Result<Url, String> {
+pub fn parse_server_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
         return Err(format!("{text:?}: give the server as https://HOST:PORT"));
@@ -78,18 +78,17 @@ impl Credentials {
     }
 }
 
-/// The CA to trust: `--ca`, else the generated CA of a server on this machine.
-fn ca_certificates(args: &ConnectionArgs) -> Result<Vec<reqwest::Certificate>, CliError> {
-    let path = match &args.ca {
-        Some(path) => path.clone(),
+/// The CA to trust: `ca` (`--ca`), else the generated CA of a server on this machine.
+fn ca_certificates(server: &Url, ca: Option<&Path>) -> Result<Vec<reqwest::Certificate>, CliError> {
+    let path = match ca {
+        Some(path) => path.to_path_buf(),
         None => {
             let keys_dir = std::env::var_os("NOTARIUS_KEYS_DIR").map_or_else(|| PathBuf::from("./keys"), PathBuf::from);
             let generated = keys_dir.join(GENERATED_CA);
             if !generated.is_file() {
                 return Err(anyhow!(
-                    "no CA to trust for {}: pass --ca FILE (or set NOTARIUS_CA) with the CA of the server's \
+                    "no CA to trust for {server}: pass --ca FILE (or set NOTARIUS_CA) with the CA of the server's \
                      TLS certificate ({} does not exist)",
-                    args.server,
                     generated.display()
                 )
                 .into());
@@ -105,6 +104,29 @@ fn ca_certificates(args: &ConnectionArgs) -> Result<Vec<reqwest::Certificate>, C
     Ok(certificates)
 }
 
+/// The HTTP client of the client commands: it waits `timeout` for each answer and, for an
+/// https `server`, trusts only `ca`, else the generated CA of a server on this machine.
+pub fn http_client(server: &Url, ca: Option<&Path>, timeout: Duration) -> Result<reqwest::Client, CliError> {
+    // reqwest is built without a crypto provider or platform roots, and wants a provider
+    // even for plain http: the ring provider the server uses. Over https the server's CA
+    // is the only one trusted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if server.scheme() == "https" {
+        builder = builder.tls_certs_only(ca_certificates(server, ca)?);
+    }
+    Ok(builder.build().context("setting up the HTTPS client")?)
+}
+
+/// `base` with `segments` appended, each percent-encoded as one segment.
+pub fn join_segments(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
 /// A signed-in connection to one server.
 pub struct ApiClient {
     http: reqwest::Client,
@@ -115,25 +137,14 @@ pub struct ApiClient {
 impl ApiClient {
     /// Builds the client; with `--user`, reads the caller's password from stdin.
     pub fn connect(args: &ConnectionArgs) -> Result<ApiClient, CliError> {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(args.timeout.max(1)));
-        if args.server.scheme() == "https" {
-            // reqwest is built without a crypto provider or platform roots: the server's
-            // CA is the only one trusted, over the same ring provider the server uses.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            builder = builder.tls_certs_only(ca_certificates(args)?);
-        }
-        let http = builder.build().context("setting up the HTTPS client")?;
+        let http = http_client(&args.server, args.ca.as_deref(), Duration::from_secs(args.timeout.max(1)))?;
         let credentials = Credentials::from_args(args)?;
         Ok(ApiClient { http, base: args.server.clone(), credentials })
     }
 
     /// The server URL with `segments` appended, each percent-encoded as one segment.
     pub fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
+        join_segments(&self.base, segments)
     }
 
     /// `method` on `/`-joined `segments` with an optional JSON body.
@@ -184,7 +195,8 @@ fn refusal(status: StatusCode, body: &[u8]) -> String {
     line
 }
 
-fn excerpt(body: &[u8]) -> String {
+/// The start of a body, for one-line messages.
+pub fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body).trim().chars().take(200).collect()
 }
 

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod check;
 pub mod client;
+pub mod healthcheck;
 pub mod policy;
 
 use std::io::{IsTerminal, Write};
