@@ -175,7 +175,7 @@ impl Phase {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut server =
-        TestServer::with_admin_and(|config| write_policies(&config.policies_dir, &[("bench.toml", CI_POLICY)])).await;
+        TestServer::with_admin_and(|config| write_policies(&config.policies, &[("bench.toml", CI_POLICY)])).await;
     let mut fixture = setup(&mut server).await?;
     server.set_auth(None);
     let (_, token) =

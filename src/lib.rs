@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod keystore;
+pub mod logs;
 pub mod policy;
 pub mod server;
 pub mod store;

@@ -1,15 +1,17 @@
 //! The `notarius` command.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap_complete::Shell;
 use tracing_subscriber::EnvFilter;
 
 use notarius::cli::admin::AdminArgs;
 use notarius::cli::check::CheckArgs;
 use notarius::cli::healthcheck::HealthcheckArgs;
 use notarius::cli::policy::PolicyArgs;
-use notarius::config::ServeArgs;
+use notarius::config::{self, Config, ServeArgs};
 use notarius::server;
 
 #[derive(Parser)]
@@ -23,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run the trust server.
     Serve(ServeArgs),
+    /// The configuration of `serve`: `notarius config print` shows the effective one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Manage a running server: users, tokens, teams, grants, repositories, keys, audit.
     Admin(AdminArgs),
     /// Signing-policy files: `notarius policy lint DIR` checks them offline.
@@ -31,37 +36,114 @@ enum Command {
     Check(CheckArgs),
     /// Exit 0 when a server's /healthz answers 200, 1 otherwise (the container HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
+    /// Print a shell completion script: `notarius completions bash > /etc/bash_completion.d/notarius`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print a manual page (roff): `notarius man | man -l -`; `notarius man serve` for a command's page.
+    Man {
+        /// The command whose page to print (`serve`, `admin users`); none: the main page.
+        command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML, with where each value came from and
+    /// secrets masked. Takes the flags of `serve`.
+    Print(ServeArgs),
+}
+
+/// The command-line definitions, with the settings' environment variables and defaults in
+/// the help of `serve` and `config print`.
+fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("serve", config::flags::annotate)
+        .mut_subcommand("config", |c| c.mut_subcommand("print", config::flags::annotate))
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    // Client commands keep stdout for their answers: their logs go to stderr, and only
-    // warnings unless NOTARIUS_LOG asks for more.
-    let (default_level, to_stderr) = match cli.command {
-        Command::Serve(_) => ("info", false),
-        Command::Admin(_) => ("warn", true),
-        Command::Policy(_) | Command::Check(_) | Command::Healthcheck(_) => ("warn", true),
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("NOTARIUS_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)))
-        .with_target(false);
-    if to_stderr {
-        logs.with_writer(std::io::stderr).init();
-    } else {
-        logs.init();
-    }
-    let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)).map(|()| ExitCode::SUCCESS),
-        Command::Admin(args) => Ok(notarius::cli::finish(runtime.block_on(notarius::cli::admin::run(args)))),
-        Command::Policy(args) => Ok(notarius::cli::policy::run(args)),
-        Command::Check(args) => Ok(runtime.block_on(notarius::cli::check::run(args))),
-        Command::Healthcheck(args) => Ok(runtime.block_on(notarius::cli::healthcheck::run(args))),
+        Command::Serve(args) => {
+            // Logging starts once the configuration says how; until then errors go to
+            // stderr as they are.
+            let config = match config::load(&args) {
+                Ok(loaded) => loaded.config,
+                Err(e) => return Ok(config_error(&e)),
+            };
+            notarius::logs::init(&config.log, config.log_format)?;
+            tokio::runtime::Runtime::new()?.block_on(serve(config)).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Print(args)) => match config::load(&args) {
+            Ok(loaded) => {
+                print!("{}", config::print::render(&loaded));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Ok(config_error(&e)),
+        },
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "notarius", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { command: path } => man(&path),
+        Command::Admin(args) => {
+            client_logs();
+            let outcome = tokio::runtime::Runtime::new()?.block_on(notarius::cli::admin::run(args));
+            Ok(notarius::cli::finish(outcome))
+        }
+        Command::Policy(args) => {
+            client_logs();
+            Ok(notarius::cli::policy::run(args))
+        }
+        Command::Check(args) => {
+            client_logs();
+            Ok(tokio::runtime::Runtime::new()?.block_on(notarius::cli::check::run(args)))
+        }
+        Command::Healthcheck(args) => {
+            client_logs();
+            Ok(tokio::runtime::Runtime::new()?.block_on(notarius::cli::healthcheck::run(args)))
+        }
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.into_config()?;
+/// Client commands keep stdout for their answers: their logs go to stderr, and only
+/// warnings unless NOTARIUS_LOG asks for more.
+fn client_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("NOTARIUS_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn config_error(error: &config::ConfigError) -> ExitCode {
+    eprintln!("notarius: {error}");
+    ExitCode::from(2)
+}
+
+/// Writes the manual page of `notarius` or of the subcommand at `path`.
+fn man(path: &[String]) -> anyhow::Result<ExitCode> {
+    let mut command = command();
+    command.build();
+    for name in path {
+        let Some(sub) = command.find_subcommand(name) else {
+            eprintln!("notarius man: no command {:?}", path.join(" "));
+            return Ok(ExitCode::from(2));
+        };
+        command = sub.clone();
+    }
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command).render(&mut out)?;
+    std::io::stdout().write_all(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = config.shutdown_grace;
     let running = server::start(config).await?;
     let port = running.local_addr.port();

@@ -9,22 +9,21 @@ use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::task::JoinHandle;
-use zeroize::Zeroizing;
 
 use crate::auth::AuthService;
-use crate::auth::service::AuthSettings;
+use crate::config::{Config, ConfigError, Secret};
 use crate::http::tls::DevTls;
-use crate::http::{AppState, HttpSettings, router};
-use crate::keystore::Keystore;
+use crate::http::{AppState, router};
+use crate::keystore::{DEVELOPMENT_PASSPHRASE, Keystore};
 use crate::policy::decide::PolicyEngine;
 use crate::policy::files::PolicyWatcher;
 use crate::store::Store;
 use crate::store::instrumented::Instrumented;
 use crate::store::sqlite::SqliteStore;
 use crate::telemetry;
-use crate::tuf::crypto::KeyAlgorithm;
-use crate::update::{TrustService, UpdateSettings};
+use crate::update::TrustService;
 
+/// How the listener speaks, from `plain_http`, `tls_cert` and `tls_key`.
 #[derive(Debug, Clone)]
 pub enum TlsMode {
     /// The development CA and certificate in `<keys-dir>/tls/`, made at first start.
@@ -35,35 +34,6 @@ pub enum TlsMode {
     },
     /// Plain HTTP, for use behind a TLS-terminating proxy.
     Plain,
-}
-
-#[derive(Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    /// SQLite database file.
-    pub database_path: PathBuf,
-    pub keys_dir: PathBuf,
-    /// Folder of the policy files (`*.toml` directly in it).
-    pub policies_dir: PathBuf,
-    pub tls: TlsMode,
-    /// More names for the generated server certificate (e.g. `notarius.ns.svc`).
-    pub tls_names: Vec<String>,
-    pub key_passphrase: Zeroizing<String>,
-    /// `NOTARIUS_KEY_PASSPHRASE_OLD`: opens keys sealed before a passphrase change.
-    pub old_key_passphrase: Option<Zeroizing<String>>,
-    /// `NOTARIUS_BOOTSTRAP_ADMIN`: the first admin, made at start if no user exists.
-    pub bootstrap_admin: Option<(String, Zeroizing<String>)>,
-    pub auth: AuthSettings,
-    /// Base URL clients use; the token realm is built from it. Empty: `localhost` and
-    /// the bound port.
-    pub public_url: String,
-    pub key_algorithm: KeyAlgorithm,
-    pub update: UpdateSettings,
-    pub http: HttpSettings,
-    /// Memory for cached current metadata.
-    pub cache_bytes: u64,
-    /// How long a graceful shutdown waits for requests in flight.
-    pub shutdown_grace: Duration,
 }
 
 /// A started server.
@@ -104,24 +74,40 @@ impl RunningServer {
     }
 }
 
-/// Opens everything and starts listening; returns once the socket is bound.
-pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+/// Opens everything and starts listening; returns once the socket is bound. `config` is
+/// checked again here (and its `_file` secrets read), for configurations made in code
+/// rather than by [`crate::config::load`].
+pub async fn start(mut config: Config) -> anyhow::Result<RunningServer> {
     // One crypto stack: rustls uses ring. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    if let Some(dir) = config.database_path.parent() {
+    config.read_secret_files().map_err(ConfigError::without_sources)?;
+    config.validate().map_err(ConfigError::without_sources)?;
+    let database_path = config.database_path().map_err(|p| ConfigError::without_sources(vec![p]))?;
+    let tls_mode = config.tls_mode();
+    let key_passphrase = match &config.key_passphrase {
+        Some(passphrase) if !passphrase.expose().is_empty() => passphrase.clone(),
+        _ => {
+            tracing::warn!(
+                "NOTARIUS_KEY_PASSPHRASE is not set: server-managed private keys are sealed with the \
+                 PUBLIC DEVELOPMENT PASSPHRASE. Anyone with the database can open them. Set \
+                 NOTARIUS_KEY_PASSPHRASE (or key_passphrase_file) before storing real trust data."
+            );
+            Secret::new(DEVELOPMENT_PASSPHRASE)
+        }
+    };
+
+    if let Some(dir) = database_path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let sqlite = Arc::new(
-        SqliteStore::open(&config.database_path)
-            .await
-            .with_context(|| format!("opening {}", config.database_path.display()))?,
+        SqliteStore::open(&database_path).await.with_context(|| format!("opening {}", database_path.display()))?,
     );
     let store: Arc<dyn Store> = Arc::new(Instrumented::new(sqlite.clone()));
     let keystore = Keystore::open(
         store.clone(),
-        &config.key_passphrase,
-        config.old_key_passphrase.as_deref().map(String::as_str),
+        key_passphrase.expose(),
+        config.key_passphrase_old.as_ref().map(Secret::expose),
         config.key_algorithm,
     )
     .await
@@ -134,10 +120,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         );
     }
     let auth = Arc::new(
-        AuthService::new(store.clone(), &keystore, config.auth.clone()).await.context("opening the account service")?,
+        AuthService::new(store.clone(), &keystore, config.auth_settings())
+            .await
+            .context("opening the account service")?,
     );
-    if let Some((name, password)) = &config.bootstrap_admin
-        && auth.bootstrap_admin(name, password).await.context("NOTARIUS_BOOTSTRAP_ADMIN")?
+    if let Some((name, password)) = &config.bootstrap_account()
+        && auth.bootstrap_admin(name, password).await.context("bootstrap_admin (NOTARIUS_BOOTSTRAP_ADMIN)")?
     {
         tracing::info!(user = %name, "created the bootstrap admin");
     }
@@ -154,41 +142,42 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
              (NOTARIUS_BOOTSTRAP_ADMIN=name:password, or POST /v1/users) to turn on access control"
         );
     }
-    let trust = Arc::new(TrustService::new(store.clone(), keystore, config.update.clone(), config.cache_bytes));
-    if !config.policies_dir.exists() {
+    let trust = Arc::new(TrustService::new(store.clone(), keystore, config.update_settings(), config.cache_bytes()));
+    if !config.policies.exists() {
         tracing::warn!(
             "no policies folder at {}: made an empty one. Content trust is on and every policy check denies \
              until a policy file allows something",
-            config.policies_dir.display()
+            config.policies.display()
         );
-        std::fs::create_dir_all(&config.policies_dir)
-            .with_context(|| format!("creating {}", config.policies_dir.display()))?;
+        std::fs::create_dir_all(&config.policies).with_context(|| format!("creating {}", config.policies.display()))?;
     }
-    let policies = PolicyWatcher::start(config.policies_dir.clone()).map_err(|errors| {
+    let policies = PolicyWatcher::start(config.policies.clone()).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the policy files are not valid:\n{}", lines.join("\n"))
     })?;
     policies.spawn_polling(Duration::from_secs(2));
-    let policy = Arc::new(PolicyEngine::new(trust.clone(), auth.clone(), policies, store));
+    let policy =
+        Arc::new(PolicyEngine::new(trust.clone(), auth.clone(), policies, store, config.decision_cache_entries));
     let handle: Handle<SocketAddr> = Handle::new();
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     listener.set_nonblocking(true)?;
-    let public_url = if config.public_url.is_empty() {
-        let scheme = if matches!(config.tls, TlsMode::Plain) { "http" } else { "https" };
-        format!("{scheme}://localhost:{}", listener.local_addr()?.port())
-    } else {
-        config.public_url.clone()
-    };
-    let app =
-        router(AppState::new(trust, auth, policy.clone(), &public_url, config.http.clone(), telemetry::prometheus()))
-            .into_make_service_with_connect_info::<SocketAddr>();
-    let (task, ca_cert, scheme) = match &config.tls {
+    let public_url = public_url(&config, listener.local_addr()?.port());
+    let app = router(AppState::new(
+        trust,
+        auth,
+        policy.clone(),
+        &public_url,
+        config.http_settings(),
+        telemetry::prometheus(),
+    ))
+    .into_make_service_with_connect_info::<SocketAddr>();
+    let (task, ca_cert, scheme) = match &tls_mode {
         TlsMode::Plain => {
             let server = axum_server::from_tcp(listener)?.handle(handle.clone());
             (tokio::spawn(server.serve(app)), None, "http")
         }
         TlsMode::Generated | TlsMode::Files { .. } => {
-            let (cert, key, ca) = match &config.tls {
+            let (cert, key, ca) = match &tls_mode {
                 TlsMode::Files { cert, key } => (cert.clone(), key.clone(), None),
                 _ => {
                     let dev = DevTls::in_dir(&config.keys_dir);
@@ -219,4 +208,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         store: sqlite,
         policy,
     })
+}
+
+/// Where clients reach the server: `public_url`, or the listen address with `localhost`
+/// for a loopback or unspecified one, and the port actually bound.
+fn public_url(config: &Config, port: u16) -> String {
+    let scheme = if config.plain_http { "http" } else { "https" };
+    match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None if config.listen.ip().is_loopback() || config.listen.ip().is_unspecified() => {
+            format!("{scheme}://localhost:{port}")
+        }
+        None => format!("{scheme}://{}", SocketAddr::new(config.listen.ip(), port)),
+    }
 }

@@ -7,6 +7,7 @@ mod test_app;
 
 use std::time::Duration as StdDuration;
 
+use notarius::config::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
 use test_app::accounts::*;
@@ -275,22 +276,18 @@ async fn the_bootstrap_admin_is_made_once_and_survives_a_restart() {
 
     // Restart with the same setting, then with another password and another name.
     let (dir, guard) = server.stop().await;
-    let server = TestServer::in_dir(dir.clone(), |c| {
-        c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())))
-    })
-    .await;
+    let server =
+        TestServer::in_dir(dir.clone(), |c| c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}"))))
+            .await;
     server.assert_db_unchanged(&before, "a restart with the same NOTARIUS_BOOTSTRAP_ADMIN").await;
     let (dir, _) = server.stop().await;
-    let server = TestServer::in_dir(dir.clone(), |c| {
-        c.bootstrap_admin = Some(("other".into(), zeroize::Zeroizing::new("otherpassword".into())))
-    })
-    .await;
+    let server =
+        TestServer::in_dir(dir.clone(), |c| c.bootstrap_admin = Some(Secret::from("other:otherpassword"))).await;
     server.assert_db_unchanged(&before, "a restart with another NOTARIUS_BOOTSTRAP_ADMIN").await;
     let (dir, _) = server.stop().await;
-    let server = TestServer::in_dir(dir, |c| {
-        c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new("changedrootpassword".into())))
-    })
-    .await;
+    let server =
+        TestServer::in_dir(dir, |c| c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:changedrootpassword"))))
+            .await;
     server.assert_db_unchanged(&before, "a restart with another bootstrap password").await;
     assert_eq!(server.api(Method::GET, "/v1/users", Some(&basic(ADMIN, "changedrootpassword")), None).await.0, 401);
     assert_eq!(server.api(Method::GET, "/v1/users", Some(&basic("other", "otherpassword")), None).await.0, 401);
@@ -304,7 +301,7 @@ async fn the_bootstrap_admin_is_made_once_and_survives_a_restart() {
 #[tokio::test]
 async fn passwords_are_verified_and_failed_logins_are_rate_limited() {
     let window = 6;
-    let server = TestServer::with_admin_and(|c| c.auth.failure_window = StdDuration::from_secs(window)).await;
+    let server = TestServer::with_admin_and(|c| c.login_failure_window = StdDuration::from_secs(window)).await;
     server.create_user("alice", ALICE, false).await;
     server.create_user("bob", BOB, false).await;
     // A personal access token is no password: the limit does not apply to it.

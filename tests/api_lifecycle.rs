@@ -5,7 +5,9 @@ mod test_app;
 
 use notarius::tuf::verify::meets_threshold;
 use serde_json::json;
+use std::time::Duration as StdDuration;
 use test_app::*;
+
 use time::Duration;
 
 #[tokio::test]
@@ -203,8 +205,8 @@ async fn near_expiry_server_files_are_renewed_when_served() {
     // Published under short lifetimes, then served by a server whose lifetimes are long:
     // what was signed is now within the renewal margin.
     let server = TestServer::with(|c| {
-        c.update.timestamp_lifetime = Duration::hours(1);
-        c.update.snapshot_lifetime = Duration::hours(2);
+        c.timestamp_lifetime = StdDuration::from_secs(3600);
+        c.snapshot_lifetime = StdDuration::from_secs(7200);
     })
     .await;
     let gun = "example.com/life/renew";
@@ -233,7 +235,7 @@ async fn near_expiry_server_files_are_renewed_when_served() {
 
 #[tokio::test]
 async fn an_expired_timestamp_is_never_served() {
-    let server = TestServer::with(|c| c.update.timestamp_lifetime = Duration::seconds(1)).await;
+    let server = TestServer::with(|c| c.timestamp_lifetime = StdDuration::from_secs(1)).await;
     let gun = "example.com/life/expired";
     TestRepo::init(&server, gun, false).await;
     let first = server.current_file(gun, "timestamp").await;

@@ -264,8 +264,7 @@ async fn delete_takes_a_repository_out_of_service() {
 
 #[tokio::test]
 async fn gun_prefixes_filter_before_anything_else() {
-    let server =
-        TestServer::with(|c| c.http.gun_prefixes = vec!["docker.io/acme/".into(), "example.com/".into()]).await;
+    let server = TestServer::with(|c| c.gun_prefixes = vec!["docker.io/acme/".into(), "example.com/".into()]).await;
     TestRepo::init(&server, "docker.io/acme/app", false).await;
 
     for gun in ["docker.io/acmeevil/x", "docker.io/other/app"] {
@@ -284,7 +283,7 @@ async fn gun_prefixes_filter_before_anything_else() {
 
 #[tokio::test]
 async fn caching_can_be_turned_off() {
-    let server = TestServer::with(|c| c.http.current_max_age = 0).await;
+    let server = TestServer::with(|c| c.current_max_age = std::time::Duration::ZERO).await;
     let gun = "example.com/routes/nocache";
     TestRepo::init(&server, gun, true).await;
     let current = server.get(&format!("/v2/{gun}/_trust/tuf/timestamp.json")).await;

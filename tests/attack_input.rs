@@ -136,8 +136,8 @@ async fn cj_05_strings_canonicalise_as_notary_does() {
 async fn sz_01_oversized_bodies_get_413_with_or_without_a_length() {
     let limit = 1 << 20;
     let server = TestServer::with(|c| {
-        c.http.max_body_bytes = limit;
-        c.http.max_part_bytes = limit;
+        c.max_body_bytes = limit;
+        c.max_part_bytes = limit;
     })
     .await;
     let mut repo = setup(&server, "example.com/sz01/app").await;
@@ -154,8 +154,8 @@ async fn sz_01_oversized_bodies_get_413_with_or_without_a_length() {
 #[tokio::test]
 async fn sz_01_a_chunked_body_is_cut_off_at_the_limit() {
     let server = TestServer::with(|c| {
-        c.tls = notarius::server::TlsMode::Plain;
-        c.http.max_body_bytes = 64 * 1024;
+        c.plain_http = true;
+        c.max_body_bytes = 64 * 1024;
     })
     .await;
     let gun = "example.com/sz01/chunked";
@@ -337,7 +337,7 @@ async fn raw(server: &TestServer, method: &str, path: &str) -> (u16, String) {
 }
 
 async fn plain_server() -> TestServer {
-    TestServer::with(|c| c.tls = notarius::server::TlsMode::Plain).await
+    TestServer::with(|c| c.plain_http = true).await
 }
 
 #[tokio::test]
@@ -383,8 +383,8 @@ async fn gn_01_to_gn_03_traversal_encodings_and_aliases_are_invalid_guns() {
 #[tokio::test]
 async fn gn_04_prefix_allow_lists_match_on_segments_after_validation() {
     let server = TestServer::with(|c| {
-        c.tls = notarius::server::TlsMode::Plain;
-        c.http.gun_prefixes = vec!["docker.io/acme/".into()];
+        c.plain_http = true;
+        c.gun_prefixes = vec!["docker.io/acme/".into()];
     })
     .await;
     for gun in ["docker.io/acme/../evil/x", "docker.io/acmeevil/x", "docker.io/acme"] {

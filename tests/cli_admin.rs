@@ -14,7 +14,7 @@ const ROOT_PASSWORD: &str = "rootpassword";
 
 /// A server with accounts: `root` is its admin.
 async fn server_with_root() -> TestServer {
-    TestServer::with(|c| c.bootstrap_admin = Some(("root".into(), zeroize::Zeroizing::new(ROOT_PASSWORD.into())))).await
+    TestServer::with(|c| c.bootstrap_admin = Some(notarius::config::Secret::new(format!("root:{ROOT_PASSWORD}")))).await
 }
 
 /// One finished `notarius admin` run.

@@ -6,7 +6,6 @@ mod test_app;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use notarius::server::TlsMode;
 use test_app::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -119,7 +118,7 @@ async fn a_certificate_from_another_ca_is_unhealthy() {
 
 #[tokio::test]
 async fn a_plain_http_server_is_checked_over_http() {
-    let server = TestServer::with(|c| c.tls = TlsMode::Plain).await;
+    let server = TestServer::with(|c| c.plain_http = true).await;
     assert!(server.base.starts_with("http://"), "{}", server.base);
     healthcheck(&server.dir, &["--url", &server.base], &[]).await.healthy();
 }

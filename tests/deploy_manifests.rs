@@ -80,20 +80,11 @@ fn lists_flag(help: &str, flag: &str) -> bool {
     })
 }
 
-/// Flags the deploy files use that the layered configuration of the same issue adds
-/// (`serve --config FILE`). They are accepted while `serve --help` lacks them; once it
-/// lists them this is an error, so that the exception is removed.
-const AWAITED_SERVE_FLAGS: &[&str] = &["--config"];
-
 /// Every `--flag` of `args` (the words after `serve`) is a flag of `notarius serve`.
 fn assert_serve_flags(args: &[&str], what: &str) {
     for word in args.iter().filter(|word| word.starts_with("--")) {
         let flag = word.split('=').next().unwrap_or(word);
         let listed = lists_flag(serve_help(), flag);
-        if AWAITED_SERVE_FLAGS.contains(&flag) {
-            assert!(!listed, "`notarius serve --help` lists {flag} now: remove it from AWAITED_SERVE_FLAGS");
-            continue;
-        }
         assert!(listed, "{what}: {flag} is not a flag of `notarius serve`:\n{}", serve_help());
     }
 }
@@ -136,13 +127,10 @@ fn assert_server_variable(name: &str, what: &str) {
     );
 }
 
-/// The server's shutdown grace: the default `serve --help` shows once it is a setting
-/// (`--shutdown-grace`), else the 30 s fixed in src/config.rs.
+/// The server's shutdown grace: the default of `--shutdown-grace` in `serve --help`.
 fn shutdown_grace() -> Duration {
     let help = serve_help();
-    let Some(at) = help.find("--shutdown-grace") else {
-        return Duration::from_secs(30);
-    };
+    let at = help.find("--shutdown-grace").unwrap_or_else(|| panic!("serve --help has no --shutdown-grace:\n{help}"));
     let entry = &help[at..];
     let entry = &entry[..entry[2..].find("\n  -").map_or(entry.len(), |end| end + 2)];
     let default = entry

@@ -59,7 +59,7 @@ impl Fixture {
     async fn new(
         policies: &[(&str, &str)],
         server_snapshot: bool,
-        configure: impl FnOnce(&mut notarius::server::ServerConfig),
+        configure: impl FnOnce(&mut notarius::config::Config),
     ) -> Fixture {
         let mut server = TestServer::with_policies(policies, configure).await;
         // The `/v2` helpers of `mod.rs` publish as the admin from now on.
@@ -549,7 +549,7 @@ async fn an_expired_client_snapshot_is_denied() {
 /// timestamp expire.
 #[tokio::test]
 async fn an_expired_timestamp_the_server_cannot_renew_is_denied() {
-    let lifetime = |c: &mut notarius::server::ServerConfig| c.update.timestamp_lifetime = Duration::seconds(4);
+    let lifetime = |c: &mut notarius::config::Config| c.timestamp_lifetime = std::time::Duration::from_secs(4);
     let mut f = Fixture::new(&[("ci.toml", CI_POLICY)], true, lifetime).await;
     f.user("jenkins", &["ci"]).await;
     let jenkins = f.key_of("jenkins").await;

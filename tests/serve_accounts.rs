@@ -84,8 +84,8 @@ async fn an_open_server_warns_and_the_realm_follows_the_public_url() {
     assert!(log.contains("no account exists: the server is OPEN"), "{log}");
 
     let server = TestServer::with(|c| {
-        c.bootstrap_admin = Some(("root".into(), zeroize::Zeroizing::new("root-password".into())));
-        c.public_url = "https://trust.example.com/base".into();
+        c.bootstrap_admin = Some(notarius::config::Secret::from("root:root-password"));
+        c.public_url = Some("https://trust.example.com/base".into());
     })
     .await;
     let response = server.get("/v2/").await;

@@ -28,10 +28,11 @@ use crate::auth::AuthService;
 use crate::policy::decide::PolicyEngine;
 use crate::update::TrustService;
 
-/// Limits and cache policy of the HTTP layer.
+/// Limits and cache policy of the HTTP layer; made from the `Config`
+/// (`Config::http_settings`), where their defaults are.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// `--gun-prefix` allow-list; empty allows every GUN.
+    /// `gun_prefixes` allow-list; empty allows every GUN.
     pub gun_prefixes: Vec<String>,
     pub max_body_bytes: u64,
     pub max_part_bytes: u64,
@@ -45,21 +46,6 @@ pub struct HttpSettings {
     /// Answer the admission webhooks without credentials, for clusters whose API server
     /// cannot send a token (managed control planes).
     pub open_admission: bool,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            gun_prefixes: Vec::new(),
-            max_body_bytes: 64 << 20,
-            max_part_bytes: 16 << 20,
-            max_parts: 500,
-            current_max_age: 300,
-            consistent_max_age: 2_592_000,
-            request_timeout: Duration::from_secs(120),
-            open_admission: false,
-        }
-    }
 }
 
 #[derive(Clone)]

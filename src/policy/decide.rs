@@ -65,8 +65,9 @@ impl PolicyEngine {
         auth: Arc<AuthService>,
         policies: Arc<PolicyWatcher>,
         store: Arc<dyn Store>,
+        cache_entries: usize,
     ) -> PolicyEngine {
-        PolicyEngine { trust, auth, policies, cache: Cache::new(100_000), log: DecisionLog::start(store) }
+        PolicyEngine { trust, auth, policies, cache: Cache::new(cache_entries), log: DecisionLog::start(store) }
     }
 
     pub fn policies(&self) -> &Arc<PolicyWatcher> {

@@ -73,7 +73,8 @@ pub enum UpdateError {
     Store(#[from] StoreError),
 }
 
-/// Lifetimes and limits of the update rules (Notary's settings and ours).
+/// Lifetimes and limits of the update rules (Notary's settings and ours); made from the
+/// `Config` (`Config::update_settings`), where their defaults are.
 #[derive(Debug, Clone)]
 pub struct UpdateSettings {
     /// Lifetime of server-signed timestamps (Notary: 14 days).
@@ -83,16 +84,6 @@ pub struct UpdateSettings {
     /// Largest version step a client may take for a non-root role in one update
     /// (catalogue RB-07; notary clients always step by one).
     pub max_version_jump: i64,
-}
-
-impl Default for UpdateSettings {
-    fn default() -> Self {
-        UpdateSettings {
-            timestamp_lifetime: Duration::days(14),
-            snapshot_lifetime: Duration::days(3 * 365),
-            max_version_jump: 1000,
-        }
-    }
 }
 
 impl UpdateSettings {

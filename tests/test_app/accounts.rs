@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use notarius::server::ServerConfig;
+use notarius::config::{Config, Secret};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -136,9 +136,9 @@ impl TestServer {
         Self::with_admin_and(|_| {}).await
     }
 
-    pub async fn with_admin_and(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub async fn with_admin_and(configure: impl FnOnce(&mut Config)) -> TestServer {
         Self::with(|c| {
-            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
             configure(c);
         })
         .await
@@ -296,10 +296,10 @@ impl TestServer {
     /// Stops the server and starts it again over the same directory and temporary
     /// directory guard, with `configure` applied to the defaults (the bootstrap admin is
     /// set again unless `configure` says otherwise).
-    pub async fn restarted(self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub async fn restarted(self, configure: impl FnOnce(&mut Config)) -> TestServer {
         let (dir, guard) = self.stop().await;
         let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
             configure(c);
         })
         .await;
@@ -318,7 +318,8 @@ impl TestServer {
         let sqlite = std::sync::Arc::new(SqliteStore::open(&dir.join("data/notarius.db")).await.unwrap());
         let store: std::sync::Arc<dyn Store> = sqlite.clone();
         let config = super::test_config(&dir);
-        let keystore = Keystore::open(store, &config.key_passphrase, None, config.key_algorithm).await.unwrap();
+        let passphrase = config.key_passphrase.as_ref().unwrap().expose();
+        let keystore = Keystore::open(store, passphrase, None, config.key_algorithm).await.unwrap();
         let key = keystore.own_key(TOKEN_SIGNING_KEY).await.unwrap();
         let (pkcs8, key_id) = (key.pkcs8().unwrap(), key.key_id.clone());
         drop(key);
@@ -326,7 +327,7 @@ impl TestServer {
         sqlite.close().await;
         drop(sqlite);
         let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
         })
         .await;
         server._tempdir = guard;
@@ -384,12 +385,12 @@ pub fn write_policies(dir: &std::path::Path, files: &[(&str, &str)]) {
 impl TestServer {
     /// A server with the bootstrap admin (as [`TestServer::with_admin_and`]) whose policies
     /// folder (`<dir>/policies`) holds `files` ((file name, TOML)) before it starts.
-    pub async fn with_policies(files: &[(&str, &str)], configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub async fn with_policies(files: &[(&str, &str)], configure: impl FnOnce(&mut Config)) -> TestServer {
         let tempdir = tempfile::tempdir().unwrap();
         let dir = tempdir.path().to_path_buf();
         write_policies(&dir.join("policies"), files);
         let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
             configure(c);
         })
         .await;
@@ -404,10 +405,10 @@ impl TestServer {
     pub async fn resumed(
         dir: std::path::PathBuf,
         guard: Option<tempfile::TempDir>,
-        configure: impl FnOnce(&mut ServerConfig),
+        configure: impl FnOnce(&mut Config),
     ) -> TestServer {
         let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some((ADMIN.into(), zeroize::Zeroizing::new(ADMIN_PASSWORD.into())));
+            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
             configure(c);
         })
         .await;

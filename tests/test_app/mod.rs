@@ -11,14 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
-use notarius::http::HttpSettings;
-use notarius::server::{RunningServer, ServerConfig, TlsMode, start};
+use notarius::config::{Config, Secret};
+use notarius::server::{RunningServer, start};
 use notarius::tuf::canonical;
 use notarius::tuf::crypto::{KeyAlgorithm, SigningKey};
 use notarius::tuf::keys::{KeyType, encode_pem_certificates};
 use notarius::tuf::metadata::format_time;
 use notarius::tuf::{PublicKey, RoleName, SignedFile};
-use notarius::update::UpdateSettings;
 use ring::digest;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -35,25 +34,19 @@ pub struct TestServer {
     _tempdir: Option<tempfile::TempDir>,
 }
 
-pub fn test_config(dir: &std::path::Path) -> ServerConfig {
-    ServerConfig {
+/// The configuration of a test server in `dir`: an ephemeral loopback port, the test
+/// passphrase, a smaller metadata cache and a short shutdown grace; everything else as
+/// `notarius serve` has it by default.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_path: dir.join("data/notarius.db"),
+        data_dir: dir.join("data"),
         keys_dir: dir.join("keys"),
-        policies_dir: dir.join("policies"),
-        tls_names: Vec::new(),
-        tls: TlsMode::Generated,
-        key_passphrase: zeroize::Zeroizing::new("test passphrase".into()),
-        old_key_passphrase: None,
-        bootstrap_admin: None,
-        auth: notarius::auth::service::AuthSettings::default(),
-        // Filled in by `TestServer::in_dir` once the port is known.
-        public_url: String::new(),
-        key_algorithm: KeyAlgorithm::Ecdsa,
-        update: UpdateSettings::default(),
-        http: HttpSettings::default(),
-        cache_bytes: 64 << 20,
+        policies: dir.join("policies"),
+        key_passphrase: Some(Secret::from("test passphrase")),
+        cache_mb: 64,
         shutdown_grace: StdDuration::from_secs(5),
+        ..Config::default()
     }
 }
 
@@ -63,7 +56,7 @@ impl TestServer {
     }
 
     /// A server in a fresh temporary directory, with `configure` applied to the defaults.
-    pub async fn with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub async fn with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let tempdir = tempfile::tempdir().unwrap();
         let dir = tempdir.path().to_path_buf();
         let mut server = Self::in_dir(dir, configure).await;
@@ -72,7 +65,7 @@ impl TestServer {
     }
 
     /// A server over the data of an earlier one (`dir`), e.g. after a restart.
-    pub async fn in_dir(dir: PathBuf, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub async fn in_dir(dir: PathBuf, configure: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = test_config(&dir);
         configure(&mut config);
         let running = start(config).await.expect("server starts");

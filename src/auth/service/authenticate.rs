@@ -164,10 +164,14 @@ impl AuthService {
             return Err(AuthError::Internal("the failed-login limiter is unusable (a poisoned lock)".into()));
         };
         for key in keys {
-            // An address may stand for many people (a proxy, a NAT): it gets ten times a
-            // user's allowance, so one guesser cannot lock everyone behind it out as fast.
-            let limit =
-                if key.starts_with("addr:") { self.settings.max_failures * 10 } else { self.settings.max_failures };
+            // An address may stand for many people (a proxy, a NAT): by default it gets ten
+            // times a user's allowance, so one guesser cannot lock everyone behind it out as
+            // fast.
+            let limit = if key.starts_with("addr:") {
+                self.settings.max_failures_per_address
+            } else {
+                self.settings.max_failures
+            };
             if let Some(f) = failures.get(key)
                 && f.count >= limit
                 && f.since.elapsed() < self.settings.failure_window
@@ -197,7 +201,7 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::service::AuthSettings;
+    use crate::config::Config;
     use crate::keystore::Keystore;
     use crate::store::Store;
     use crate::store::sqlite::SqliteStore;
@@ -206,7 +210,7 @@ mod tests {
     async fn service() -> AuthService {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
         let keystore = Keystore::open(store.clone(), "pass", None, KeyAlgorithm::Ecdsa).await.unwrap();
-        AuthService::new(store, &keystore, AuthSettings::default()).await.unwrap()
+        AuthService::new(store, &keystore, Config::default().auth_settings()).await.unwrap()
     }
 
     /// A limiter whose state is lost refuses password logins instead of allowing all.

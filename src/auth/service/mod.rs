@@ -40,6 +40,8 @@ pub const POLICY_SCOPE: &str = "policy";
 /// The token scope of a personal access token that acts with all of its user's rights.
 pub const FULL_SCOPE: &str = "all";
 
+/// The account service's settings; made from the `Config` (`Config::auth_settings`),
+/// where their defaults are.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     /// The `service` of the token flow, and the JWT audience.
@@ -54,25 +56,13 @@ pub struct AuthSettings {
     pub credential_cache: Duration,
     /// Validity of certificates in client bundles.
     pub bundle_validity: time::Duration,
-    /// Failed logins allowed per user within `failure_window` (ten times as many per
-    /// address).
+    /// Failed logins allowed per user within `failure_window`.
     pub max_failures: u32,
+    /// Failed logins allowed per client address within `failure_window`.
+    pub max_failures_per_address: u32,
     pub failure_window: Duration,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings {
-            service: "notarius".into(),
-            issuer: "notarius".into(),
-            token_lifetime: Duration::from_secs(300),
-            default_public: true,
-            credential_cache: Duration::from_secs(60),
-            bundle_validity: time::Duration::days(365),
-            max_failures: 10,
-            failure_window: Duration::from_secs(300),
-        }
-    }
+    /// Capacity of the cache of verified registry tokens.
+    pub jwt_cache_entries: usize,
 }
 
 /// How a caller proved who they are.
@@ -189,6 +179,7 @@ impl AuthService {
         let issuer = TokenIssuer::new(key, &settings.issuer, &settings.service)?;
         let ca = UserCa::load(keystore, store.as_ref()).await?;
         let model = AccessModel::new(store.account_snapshot().await?, settings.default_public);
+        let jwt_cache_entries = settings.jwt_cache_entries;
         Ok(AuthService {
             store,
             model: RwLock::new(Arc::new(model)),
@@ -197,7 +188,7 @@ impl AuthService {
             settings,
             verified: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-            verified_jwts: quick_cache::sync::Cache::new(10_000),
+            verified_jwts: quick_cache::sync::Cache::new(jwt_cache_entries),
             failures: Mutex::new(HashMap::new()),
             reload_lock: tokio::sync::Mutex::new(()),
             version: std::sync::atomic::AtomicU64::new(1),
