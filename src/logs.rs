@@ -11,11 +11,12 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber, writing to stdout; colours only on a terminal.
+/// Installs the global subscriber, writing to stderr (stdout is for what commands print);
+/// colours only on a terminal, and never with `NO_COLOR` set.
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)?;
-    let colours = std::io::stdout().is_terminal();
-    tracing::subscriber::set_global_default(subscriber(filter, format, colours, std::io::stdout))?;
+    let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing::subscriber::set_global_default(subscriber(filter, format, colours, std::io::stderr))?;
     Ok(())
 }
 
