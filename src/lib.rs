@@ -9,5 +9,6 @@ pub mod keystore;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod text;
 pub mod tuf;
 pub mod update;

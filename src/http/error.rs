@@ -193,15 +193,7 @@ fn account_parts(error: &AuthError) -> (StatusCode, &'static str, &'static str, 
 
 /// Keeps details short enough for the client's 1 KiB error read.
 fn short(text: &str) -> String {
-    const LIMIT: usize = 600;
-    if text.len() <= LIMIT {
-        return text.to_string();
-    }
-    let mut end = LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::text::truncate_with_ellipsis(text, 600)
 }
 
 /// Notary's `SerializableError`: `{"Name": "<ErrType>", "Error": {Go field names}}`.

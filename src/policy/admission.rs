@@ -62,6 +62,7 @@ use kube_core::{DynamicObject, Status};
 use serde_json::Value;
 
 use super::{Decision, ImageDecider, Operation};
+use crate::text::truncate_with_ellipsis;
 
 /// Distinct images decided at the same time.
 pub const CONCURRENCY: usize = 16;
@@ -525,7 +526,7 @@ fn deny_message(denials: &[Denial]) -> String {
         }
         entry.push_str(": ");
         entry.push_str(&denial.why);
-        let entry = truncate(&entry, ENTRY_LIMIT);
+        let entry = truncate_with_ellipsis(&entry, ENTRY_LIMIT);
         let rest = denials.len() - index - 1;
         let tail = if rest > 0 { format!("\n… and {rest} more denied images") } else { String::new() };
         let separator = if message.is_empty() { "" } else { "\n" };
@@ -541,27 +542,17 @@ fn deny_message(denials: &[Denial]) -> String {
 
 fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::new();
-    let mut unique: Vec<String> =
-        warnings.into_iter().map(|w| truncate(&w, WARNING_LIMIT)).filter(|w| seen.insert(w.clone())).collect();
+    let mut unique: Vec<String> = warnings
+        .into_iter()
+        .map(|w| truncate_with_ellipsis(&w, WARNING_LIMIT))
+        .filter(|w| seen.insert(w.clone()))
+        .collect();
     if unique.len() > MAX_WARNINGS {
         let more = unique.len() - (MAX_WARNINGS - 1);
         unique.truncate(MAX_WARNINGS - 1);
         unique.push(format!("… and {more} more warnings"));
     }
     unique
-}
-
-/// `text` cut to at most `limit` bytes on a character boundary, ending in "…" when cut.
-fn truncate(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let ellipsis = "…";
-    let mut end = limit.saturating_sub(ellipsis.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ellipsis}", &text[..end])
 }
 
 #[cfg(test)]
@@ -734,10 +725,9 @@ mod tests {
     }
 
     #[test]
-    fn truncation_respects_characters() {
-        assert_eq!(truncate("short", 10), "short");
-        let cut = truncate(&"é".repeat(300), 256);
-        assert!(cut.len() <= 256 && cut.ends_with('…'), "{cut}");
+    fn messages_and_warnings_are_bounded() {
+        let long = bound_warnings(vec!["é".repeat(300)]);
+        assert!(long[0].len() <= WARNING_LIMIT && long[0].ends_with('…'), "{long:?}");
         let denial = |n: usize| Denial { subject: format!("image \"i{n}\""), locations: vec![], why: "x".repeat(2000) };
         let message = deny_message(&(0..10).map(denial).collect::<Vec<_>>());
         assert!(message.len() <= MESSAGE_LIMIT, "{}", message.len());
