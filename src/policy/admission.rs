@@ -56,12 +56,13 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, ReplicationController};
 use kube_core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
-    Operation as AdmissionOperation,
+    Operation as AdmissionOperation, SerializePatchError,
 };
 use kube_core::{DynamicObject, Status};
 use serde_json::Value;
 
-use super::{Decision, ImageDecider, Operation};
+use super::reference::ReferenceError;
+use super::{Decision, ImageDecider, Operation, PolicyError};
 use crate::text::truncate_with_ellipsis;
 
 /// Distinct images decided at the same time.
@@ -82,7 +83,9 @@ pub const MAX_WARNINGS: usize = 15;
 /// Containers named per image in the deny message before "and N more".
 const LOCATIONS_SHOWN: usize = 3;
 
-/// A review notarius cannot read; the HTTP handler answers 400 `INVALID` with the message.
+/// A review notarius cannot answer. Every variant but [`AdmissionError::Response`] and
+/// [`AdmissionError::Patch`] is the sender's mistake (400 `INVALID` with the message); those
+/// two are the server's failure (500). A denied image is never an error: it is an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     #[error("the admission review is not JSON: {0}")]
@@ -92,7 +95,9 @@ pub enum AdmissionError {
     #[error("the admission review has no request")]
     NoRequest,
     #[error("malformed admission request: {0}")]
-    Request(String),
+    Request(#[source] serde_json::Error),
+    #[error("malformed admission request: the request has no uid")]
+    NoUid,
     #[error("the {operation} admission request has no object")]
     MissingObject { operation: &'static str },
     #[error("the object is not a valid {kind}: {message}")]
@@ -100,7 +105,9 @@ pub enum AdmissionError {
     #[error("notarius does not read the images of kind {0:?}")]
     UnsupportedKind(String),
     #[error("cannot encode the admission response: {0}")]
-    Response(String),
+    Response(#[source] serde_json::Error),
+    #[error("cannot encode the admission response: {0}")]
+    Patch(#[source] SerializePatchError),
 }
 
 /// One image field of a workload object.
@@ -222,11 +229,10 @@ pub async fn review(body: &[u8], mutate: bool, decider: &dyn ImageDecider) -> Re
     let fields = value.get_mut("request").and_then(Value::as_object_mut).ok_or(AdmissionError::NoRequest)?;
     let object = fields.remove("object").filter(|v| !v.is_null());
     let old_object = fields.remove("oldObject").filter(|v| !v.is_null());
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_value(value).map_err(|e| AdmissionError::Request(e.to_string()))?;
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(value).map_err(AdmissionError::Request)?;
     let request: AdmissionRequest<DynamicObject> = review.try_into().map_err(|_| AdmissionError::NoRequest)?;
     if request.uid.is_empty() {
-        return Err(AdmissionError::Request("the request has no uid".to_owned()));
+        return Err(AdmissionError::NoUid);
     }
     let response = AdmissionResponse::from(&request);
 
@@ -291,7 +297,7 @@ pub async fn review(body: &[u8], mutate: bool, decider: &dyn ImageDecider) -> Re
         return encode(deny(response, deny_message(&verdict.denials)));
     }
     if mutate && !verdict.patch.is_empty() {
-        response = response.with_patch(Patch(verdict.patch)).map_err(|e| AdmissionError::Response(e.to_string()))?;
+        response = response.with_patch(Patch(verdict.patch)).map_err(AdmissionError::Patch)?;
     }
     encode(response)
 }
@@ -302,8 +308,7 @@ pub async fn review(body: &[u8], mutate: bool, decider: &dyn ImageDecider) -> Re
 fn encode(response: AdmissionResponse) -> Result<Value, AdmissionError> {
     use base64::Engine as _;
     let patch = response.patch.as_deref().map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
-    let mut review =
-        serde_json::to_value(response.into_review()).map_err(|e| AdmissionError::Response(e.to_string()))?;
+    let mut review = serde_json::to_value(response.into_review()).map_err(AdmissionError::Response)?;
     if let (Some(patch), Some(field)) = (patch, review.pointer_mut("/response/patch")) {
         *field = Value::String(patch);
     }
@@ -337,7 +342,9 @@ fn same_images(old: &[ImageField], new: &[ImageField], ephemeral_only: bool) -> 
 enum Outcome {
     Decided(Decision),
     /// The decider could not read the reference.
-    Invalid(String),
+    Invalid(ReferenceError),
+    /// The decider failed otherwise.
+    Failed(PolicyError),
     /// No decision within the budget.
     Late,
 }
@@ -383,7 +390,8 @@ async fn decide(fields: &[ImageField], dry_run: bool, decider: &dyn ImageDecider
     let mut warnings = Vec::new();
     for (image, outcome) in order.iter().copied().zip(outcomes) {
         let why = match outcome {
-            Outcome::Invalid(message) => Some(format!("invalid image reference: {message}")),
+            Outcome::Invalid(error) => Some(format!("invalid image reference: {error}")),
+            Outcome::Failed(error) => Some(format!("no decision: {error}")),
             Outcome::Late => Some(format!("no decision within {} s", DECISION_BUDGET.as_secs())),
             Outcome::Decided(decision) => {
                 for warning in &decision.warnings {
@@ -415,17 +423,26 @@ async fn decide(fields: &[ImageField], dry_run: bool, decider: &dyn ImageDecider
     verdict
 }
 
+/// Why an allowed image cannot be pinned to its decided digest: it denies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PinError {
+    #[error("the decided digest {0:?} is not a sha256 digest")]
+    NotSha256(String),
+    #[error("the reference pins {written} but the signed digest is {decided}")]
+    OtherDigest { written: String, decided: String },
+}
+
 /// The reference pinned to `digest`: `None` when it already is; an error when it pins another
 /// digest or the decided digest is not a sha256 digest.
-fn pin(image: &str, digest: &str) -> Result<Option<String>, String> {
+fn pin(image: &str, digest: &str) -> Result<Option<String>, PinError> {
     let hex = digest.strip_prefix("sha256:").unwrap_or_default();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(format!("the decided digest {digest:?} is not a sha256 digest"));
+        return Err(PinError::NotSha256(digest.to_owned()));
     }
     match image.split_once('@') {
         None => Ok(Some(format!("{image}@{digest}"))),
         Some((_, written)) if written == digest => Ok(None),
-        Some((_, written)) => Err(format!("the reference pins {written} but the signed digest is {digest}")),
+        Some((_, written)) => Err(PinError::OtherDigest { written: written.to_owned(), decided: digest.to_owned() }),
     }
 }
 
@@ -445,7 +462,7 @@ fn pointer_order(pointer: &str) -> Vec<(u8, u64, String)> {
         .collect()
 }
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Decision, String>> + Send + 'a>>;
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Decision, PolicyError>> + Send + 'a>>;
 
 async fn decide_all(decider: &dyn ImageDecider, images: &[&str], dry_run: bool) -> Vec<Outcome> {
     let deadline = tokio::time::Instant::now() + DECISION_BUDGET;
@@ -455,7 +472,8 @@ async fn decide_all(decider: &dyn ImageDecider, images: &[&str], dry_run: bool) 
         match tokio::time::timeout_at(deadline, JoinAll::new(pending)).await {
             Ok(done) => outcomes.extend(done.into_iter().map(|result| match result {
                 Ok(decision) => Outcome::Decided(decision),
-                Err(message) => Outcome::Invalid(message),
+                Err(PolicyError::Reference(error)) => Outcome::Invalid(error),
+                Err(error) => Outcome::Failed(error),
             })),
             Err(_) => break,
         }
@@ -472,7 +490,7 @@ struct JoinAll<'a> {
 
 enum Slot<'a> {
     Pending(Pending<'a>),
-    Done(Result<Decision, String>),
+    Done(Result<Decision, PolicyError>),
 }
 
 impl<'a> JoinAll<'a> {
@@ -482,7 +500,7 @@ impl<'a> JoinAll<'a> {
 }
 
 impl Future for JoinAll<'_> {
-    type Output = Vec<Result<Decision, String>>;
+    type Output = Vec<Result<Decision, PolicyError>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -589,7 +607,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ImageDecider for Table {
-        async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String> {
+        async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, PolicyError> {
             assert_eq!(operation, Operation::Run);
             self.calls.lock().unwrap().push((image.to_owned(), dry_run));
             match image {
@@ -707,7 +725,7 @@ mod tests {
         assert_eq!(pin("localhost:5000/app:v1", &a), Ok(Some(format!("localhost:5000/app:v1@{a}"))));
         assert_eq!(pin(&format!("nginx@{a}"), &a), Ok(None));
         assert_eq!(pin(&format!("nginx:1.27@{a}"), &a), Ok(None));
-        assert!(pin(&format!("nginx@{}", digest('b')), &a).unwrap_err().contains("pins sha256:bbbb"));
+        assert!(pin(&format!("nginx@{}", digest('b')), &a).unwrap_err().to_string().contains("pins sha256:bbbb"));
         assert!(pin("nginx", "sha256:ABC").is_err());
         assert!(pin("nginx", &digest('A')).is_err());
     }
@@ -744,7 +762,7 @@ mod tests {
         struct Rendezvous(tokio::sync::Barrier);
         #[async_trait::async_trait]
         impl ImageDecider for Rendezvous {
-            async fn decide(&self, _: &str, _: Operation, _: bool) -> Result<Decision, String> {
+            async fn decide(&self, _: &str, _: Operation, _: bool) -> Result<Decision, PolicyError> {
                 self.0.wait().await;
                 Ok(allowed(&digest('a')))
             }

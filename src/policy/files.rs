@@ -614,7 +614,7 @@ fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> 
                         if let Some(text) = checker.string(item, &item_field) {
                             match RepositoryPattern::parse(text) {
                                 Ok(pattern) => patterns.push(pattern),
-                                Err(message) => checker.error(&item.span(), &item_field, message),
+                                Err(error) => checker.error(&item.span(), &item_field, error.to_string()),
                             }
                         }
                     }
