@@ -44,11 +44,9 @@
 //! Image volumes (`spec.volumes[].image`, mounted read-only and `noexec`) are not checked.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -386,7 +384,7 @@ async fn decide(fields: &[ImageField], dry_run: bool, decider: &dyn ImageDecider
         return verdict;
     }
 
-    let outcomes = decide_all(decider, &order, dry_run).await;
+    let outcomes = decide_all(decider, &order, dry_run, tokio::time::Instant::now() + DECISION_BUDGET).await;
     let mut warnings = Vec::new();
     for (image, outcome) in order.iter().copied().zip(outcomes) {
         let why = match outcome {
@@ -462,14 +460,20 @@ fn pointer_order(pointer: &str) -> Vec<(u8, u64, String)> {
         .collect()
 }
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Decision, PolicyError>> + Send + 'a>>;
-
-async fn decide_all(decider: &dyn ImageDecider, images: &[&str], dry_run: bool) -> Vec<Outcome> {
-    let deadline = tokio::time::Instant::now() + DECISION_BUDGET;
+/// The outcome of each of `images`, in order: decided [`CONCURRENCY`] at a time, a group
+/// starting when the one before it is done. When `deadline` passes, the group in progress and
+/// those after it are [`Outcome::Late`].
+async fn decide_all(
+    decider: &dyn ImageDecider,
+    images: &[&str],
+    dry_run: bool,
+    deadline: tokio::time::Instant,
+) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(images.len());
     for chunk in images.chunks(CONCURRENCY) {
-        let pending = chunk.iter().map(|image| decider.decide(image, Operation::Run, dry_run)).collect();
-        match tokio::time::timeout_at(deadline, JoinAll::new(pending)).await {
+        // Side by side on the calling task: the decider is borrowed, so they cannot be spawned.
+        let decisions = join_all(chunk.iter().map(|image| decider.decide(image, Operation::Run, dry_run)));
+        match tokio::time::timeout_at(deadline, decisions).await {
             Ok(done) => outcomes.extend(done.into_iter().map(|result| match result {
                 Ok(decision) => Outcome::Decided(decision),
                 Err(PolicyError::Reference(error)) => Outcome::Invalid(error),
@@ -480,52 +484,6 @@ async fn decide_all(decider: &dyn ImageDecider, images: &[&str], dry_run: bool) 
     }
     outcomes.resize_with(images.len(), || Outcome::Late);
     outcomes
-}
-
-/// Runs decisions side by side on the calling task (the decider is borrowed, so they cannot
-/// be spawned) and yields their results in order.
-struct JoinAll<'a> {
-    slots: Vec<Slot<'a>>,
-}
-
-enum Slot<'a> {
-    Pending(Pending<'a>),
-    Done(Result<Decision, PolicyError>),
-}
-
-impl<'a> JoinAll<'a> {
-    fn new(pending: Vec<Pending<'a>>) -> Self {
-        JoinAll { slots: pending.into_iter().map(Slot::Pending).collect() }
-    }
-}
-
-impl Future for JoinAll<'_> {
-    type Output = Vec<Result<Decision, PolicyError>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut waiting = false;
-        for slot in &mut this.slots {
-            if let Slot::Pending(future) = slot {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(result) => *slot = Slot::Done(result),
-                    Poll::Pending => waiting = true,
-                }
-            }
-        }
-        if waiting {
-            return Poll::Pending;
-        }
-        Poll::Ready(
-            std::mem::take(&mut this.slots)
-                .into_iter()
-                .filter_map(|slot| match slot {
-                    Slot::Done(result) => Some(result),
-                    Slot::Pending(_) => None,
-                })
-                .collect(),
-        )
-    }
 }
 
 /// The deny message: one line per denied image, at most [`MESSAGE_LIMIT`] bytes.
@@ -777,6 +735,48 @@ mod tests {
         .expect("decisions run side by side")
         .unwrap();
         assert_eq!(answer["response"]["allowed"], true, "{answer:#}");
+    }
+
+    /// Allows every image but `hang`, which never gets a decision; counts decisions in flight.
+    #[derive(Default)]
+    struct Slow {
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ImageDecider for Slow {
+        async fn decide(&self, image: &str, _: Operation, _: bool) -> Result<Decision, PolicyError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, SeqCst);
+            if image == "hang" {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            Ok(allowed(&digest('a')))
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_run_sixteen_at_a_time_and_late_ones_deny() {
+        let names: Vec<String> = (0..40).map(|n| format!("img{n}")).collect();
+        let images: Vec<&str> = names.iter().map(String::as_str).collect();
+        let slow = Slow::default();
+        let far = tokio::time::Instant::now() + DECISION_BUDGET;
+        let outcomes = decide_all(&slow, &images, false, far).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Decided(d) if d.allowed)));
+        assert_eq!(slow.most_in_flight.load(std::sync::atomic::Ordering::SeqCst), CONCURRENCY);
+
+        // The second group never finishes: it and the third are late, the first stands.
+        let mut images = images;
+        images[CONCURRENCY + 1] = "hang";
+        let soon = tokio::time::Instant::now() + Duration::from_millis(200);
+        let outcomes = decide_all(&Slow::default(), &images, false, soon).await;
+        assert_eq!(outcomes.len(), images.len());
+        assert!(outcomes[..CONCURRENCY].iter().all(|o| matches!(o, Outcome::Decided(_))));
+        assert!(outcomes[CONCURRENCY..].iter().all(|o| matches!(o, Outcome::Late)));
     }
 
     #[tokio::test]
