@@ -359,11 +359,6 @@ impl PolicyEngine {
         }
         Ok(decision)
     }
-
-    /// Drops every cached decision (tests and benchmarks of the cold path).
-    pub fn clear_cache(&self) {
-        self.cache.clear();
-    }
 }
 
 fn uncached(image: String, decision: Decision) -> Checked {
