@@ -234,7 +234,7 @@ impl PolicyEngine {
                 other => PolicyError::storage(format!("root version {version} of {gun}"), other),
             })?;
             let file = SignedFile::parse(BaseRole::Root.name(), served.bytes)
-                .map_err(|e| PolicyError::MalformedRoot { gun: gun.to_string(), version, reason: e.to_string() })?;
+                .map_err(|source| PolicyError::MalformedRoot { gun: gun.to_string(), version, source })?;
             history.push(file);
         }
         history.push(root.clone());

@@ -12,6 +12,7 @@
 
 use super::reference::ReferenceError;
 use super::verified::TargetProblem;
+use crate::tuf::metadata::ParseError;
 use crate::tuf::names::NameError;
 
 /// A failure to decide on trust data; see the module documentation for what becomes of each.
@@ -45,8 +46,13 @@ pub enum PolicyError {
     #[error("root version {version} of {gun} is missing")]
     MissingRoot { gun: String, version: i64 },
     /// A stored root version does not parse.
-    #[error("root version {version} of {gun} does not parse: {reason}")]
-    MalformedRoot { gun: String, version: i64, reason: String },
+    #[error("root version {version} of {gun} does not parse: {source}")]
+    MalformedRoot {
+        gun: String,
+        version: i64,
+        #[source]
+        source: ParseError,
+    },
     /// The trust data fails a check a careful client makes (signatures, thresholds, expiry,
     /// hashes, the root chain).
     #[error("the trust data of {gun} does not verify: {reason}")]
