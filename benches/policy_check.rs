@@ -6,9 +6,10 @@
 //! ```
 //!
 //! It starts an in-process server (HTTPS, SQLite in a temporary folder, accounts on)
-//! with the policy "registry.example.com/prod/** needs team ci". It then publishes, as
-//! `docker trust sign` does, a repository whose tag `v1` is signed into
-//! `targets/releases` and `targets/ci` with jenkins's key, jenkins being in team ci.
+//! with the policy "registry.example.com/prod/** needs team ci" (the shipped default.toml
+//! with examples/ci-only.toml). It then publishes, as `docker trust sign` does, a
+//! repository whose tag `v1` is signed into `targets/releases` and `targets/ci` with
+//! jenkins's key, jenkins being in team ci.
 //! Deploy gates ask with a policy-scoped personal access token.
 //!
 //! - **Cached**: N keep-alive clients ask about `v1` for the window. After the first,
@@ -33,7 +34,7 @@ use bytes::Bytes;
 use clap::Parser;
 use reqwest::Method;
 use serde_json::{Value, json};
-use test_app::accounts::{CI_POLICY, admin_auth, bearer, write_policies};
+use test_app::accounts::{admin_auth, bearer, with_example, write_policies};
 use test_app::{
     Delegation, TestKey, TestRepo, TestServer, delegations_json, no_delegations, sign, target, targets_body,
 };
@@ -175,7 +176,7 @@ impl Phase {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut server =
-        TestServer::with_admin_and(|config| write_policies(&config.policies, &[("bench.toml", CI_POLICY)])).await;
+        TestServer::with_admin_and(|config| write_policies(&config.policies, &with_example("ci-only"))).await;
     let mut fixture = setup(&mut server).await?;
     server.set_auth(None);
     let (_, token) =

@@ -19,7 +19,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, ReplicaSet, ReplicaSe
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController, ReplicationControllerSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use notarius::policy::admission::{AdmissionError, ImageField, MESSAGE_LIMIT, images_of, review};
-use notarius::policy::{Decision, ImageDecider, Operation};
+use notarius::policy::reference::{ImageReference, ReferenceError};
+use notarius::policy::{Decision, ImageDecider, Operation, PolicyError};
 use serde_json::{Value, json};
 
 /// `kubectl <args> --dry-run=client -o json`, parsed; None (test skipped) without kubectl.
@@ -137,7 +138,10 @@ fn allowed(digest: &str) -> Decision {
 /// Decides from a table; an image not in it is denied as unsigned. Records every call.
 #[derive(Default)]
 struct FakeDecider {
-    table: HashMap<String, Result<Decision, String>>,
+    /// A reference error stands for a reference the decider cannot read; `failing` images
+    /// make the decider fail otherwise (as a store failure would).
+    table: HashMap<String, Result<Decision, ReferenceError>>,
+    failing: Vec<String>,
     calls: Mutex<Vec<(String, Operation, bool)>>,
 }
 
@@ -149,8 +153,13 @@ impl FakeDecider {
             .with(&format!("{GOOD}@{}", digest('a')), Ok(allowed(&digest('a'))))
     }
 
-    fn with(mut self, image: &str, outcome: Result<Decision, String>) -> Self {
+    fn with(mut self, image: &str, outcome: Result<Decision, ReferenceError>) -> Self {
         self.table.insert(image.to_owned(), outcome);
+        self
+    }
+
+    fn failing(mut self, image: &str) -> Self {
+        self.failing.push(image.to_owned());
         self
     }
 
@@ -161,10 +170,15 @@ impl FakeDecider {
 
 #[async_trait::async_trait]
 impl ImageDecider for FakeDecider {
-    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String> {
+    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, PolicyError> {
         self.calls.lock().unwrap().push((image.to_owned(), operation, dry_run));
         tokio::task::yield_now().await;
-        self.table.get(image).cloned().unwrap_or_else(|| Ok(Decision::deny(format!("no signed target for {image}"))))
+        if self.failing.iter().any(|failing| failing == image) {
+            let source = Box::new(std::io::Error::other("the database is gone"));
+            return Err(PolicyError::Storage { what: format!("the trust data of {image}"), source });
+        }
+        let outcome = self.table.get(image).cloned();
+        Ok(outcome.unwrap_or_else(|| Ok(Decision::deny(format!("no signed target for {image}"))))?)
     }
 }
 
@@ -434,14 +448,27 @@ async fn ephemeral_containers_subresource_checks_the_ephemeral_containers() {
 #[tokio::test]
 async fn an_unreadable_reference_denies_with_the_deciders_message() {
     let Some(object) = pod("NGINX") else { return };
-    let decider =
-        FakeDecider::new().with("NGINX", Err("invalid reference format: repository name must be lowercase".to_owned()));
+    let error = ImageReference::parse("NGINX").unwrap_err();
+    let decider = FakeDecider::new().with("NGINX", Err(error.clone()));
     let response = respond(&Request::create("", "Pod", "pods", object).review(UID), true, &decider).await;
     assert_eq!(response["allowed"], false);
     assert_eq!(
         message(&response),
-        "image \"NGINX\" (containers[0] \"NGINX\"): invalid image reference: invalid reference format: repository name must be lowercase"
+        format!("image \"NGINX\" (containers[0] \"NGINX\"): invalid image reference: {error}")
     );
+    assert!(message(&response).ends_with("must be lower case"), "{response:#}");
+}
+
+#[tokio::test]
+async fn a_decider_that_fails_denies_its_image_and_says_why() {
+    let Some(object) = pod(GOOD) else { return };
+    let decider = FakeDecider::new().failing(GOOD);
+    let response = respond(&Request::create("", "Pod", "pods", object).review(UID), true, &decider).await;
+    assert_eq!(response["allowed"], false);
+    let said = message(&response);
+    assert!(said.starts_with(&format!("image \"{GOOD}\" (containers[0] ")), "{said}");
+    assert!(said.ends_with(&format!("): no decision: the trust data of {GOOD} could not be read")), "{said}");
+    assert!(patch_of(&response).is_none(), "{response:#}");
 }
 
 // --- review envelope (KA-07) ---------------------------------------------------------------
@@ -500,6 +527,9 @@ async fn malformed_reviews_are_errors() {
     let mut no_uid = good.clone();
     no_uid["request"].as_object_mut().unwrap().remove("uid");
     assert!(matches!(attempt(no_uid).await, Err(AdmissionError::Request(_))));
+    let mut empty_uid = good.clone();
+    empty_uid["request"]["uid"] = json!("");
+    assert!(matches!(attempt(empty_uid).await, Err(AdmissionError::NoUid)));
     let mut bad_containers = good.clone();
     bad_containers["request"]["object"]["spec"]["template"]["spec"]["containers"] = json!("nginx");
     let error = attempt(bad_containers).await.unwrap_err();

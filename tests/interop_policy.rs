@@ -18,19 +18,6 @@ use serde_json::{Value, json};
 const ADMIN: (&str, &str) = ("root", "root-password");
 const GUN: &str = "registry.example.com/prod/app";
 
-const POLICY: &str = r#"
-content_trust = true
-default = "deny"
-
-[[rule]]
-name = "production needs CI"
-repositories = ["registry.example.com/prod/**"]
-operations = ["pull", "run", "service-create"]
-signed_by_teams = ["ci"]
-min_signers = 1
-mode = "enforce"
-"#;
-
 /// `notarius check IMAGE --operation run` against `server`, with `token` as NOTARIUS_TOKEN.
 fn notarius_check(server: &Server, token: &str, image: &str) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_notarius"));
@@ -61,8 +48,13 @@ fn ci_signed_images_pass_the_gate_and_nothing_else_does() {
     let Some(notary) = external::require("notary") else {
         return;
     };
+    // The policies folder as the shipped files say to make it: default.toml (content trust
+    // on, default deny) with examples/ci-only.toml ("production needs CI") next to it.
     let policies = tempfile::tempdir().unwrap();
-    std::fs::write(policies.path().join("production.toml"), POLICY).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for (from, to) in [("default.toml", "default.toml"), ("examples/ci-only.toml", "ci-only.toml")] {
+        std::fs::copy(shipped.join(from), policies.path().join(to)).unwrap();
+    }
     let mut server = Server::start_with(&[
         ("NOTARIUS_BOOTSTRAP_ADMIN", "root:root-password"),
         ("NOTARIUS_POLICIES", policies.path().to_str().unwrap()),

@@ -17,12 +17,15 @@ use notarius::tuf::PublicKey;
 use notarius::tuf::crypto::{KeyAlgorithm, SigningKey};
 use reqwest::Method;
 use serde_json::{Value, json};
-use test_app::accounts::{ADMIN, CI_POLICY, admin_auth, basic, bearer, query_encode};
+use test_app::accounts::{
+    ADMIN, admin_auth, basic, bearer, example_policy, query_encode, shipped_policy, with_example,
+};
 use test_app::*;
 use time::Duration;
 
 const GUN: &str = "registry.example.com/prod/app";
 
+/// The rule of `policies/examples/ci-only.toml`, which covers `GUN`.
 const CI_RULE: &str = "production needs CI";
 
 // ---------------------------------------------------------------------------------------
@@ -51,20 +54,32 @@ impl Fixture {
         (f, jenkins)
     }
 
-    /// `CI_POLICY`, a server-signed snapshot (as after `notary key rotate snapshot -r`).
+    /// The shipped default.toml with `examples/ci-only.toml`, a server-signed snapshot (as
+    /// after `notary key rotate snapshot -r`).
     async fn ci() -> Fixture {
-        Fixture::new(&[("ci.toml", CI_POLICY)], true, |_| {}).await
+        Fixture::new(&with_example("ci-only"), true, |_| {}).await
     }
 
+    /// A fixture for the repository `GUN`.
     async fn new(
-        policies: &[(&str, &str)],
+        policies: &[(impl AsRef<str>, impl AsRef<str>)],
+        server_snapshot: bool,
+        configure: impl FnOnce(&mut notarius::config::Config),
+    ) -> Fixture {
+        Fixture::at(GUN, policies, server_snapshot, configure).await
+    }
+
+    /// A fixture for the repository `gun`, for policies written for another repository.
+    async fn at(
+        gun: &str,
+        policies: &[(impl AsRef<str>, impl AsRef<str>)],
         server_snapshot: bool,
         configure: impl FnOnce(&mut notarius::config::Config),
     ) -> Fixture {
         let mut server = TestServer::with_policies(policies, configure).await;
         // The `/v2` helpers of `mod.rs` publish as the admin from now on.
         server.set_auth(Some(&admin_auth()));
-        let repo = TestRepo::init(&server, GUN, server_snapshot).await;
+        let repo = TestRepo::init(&server, gun, server_snapshot).await;
         let (status, token) =
             server.admin_api(Method::POST, "/v1/tokens", Some(json!({ "name": "gate", "scopes": ["policy"] }))).await;
         assert_eq!(status, 201, "{token}");
@@ -320,7 +335,7 @@ async fn ci_member_signed_in_ci_and_releases_is_allowed() {
         let outcome = rule_outcome(&decision, CI_RULE);
         assert_eq!(outcome["passed"], true);
         assert_eq!(outcome["mode"], "enforce");
-        assert_eq!(outcome["file"], "ci.toml");
+        assert_eq!(outcome["file"], "ci-only.toml");
         assert!(texts(&decision, "reasons").contains(CI_RULE), "{decision:#}");
     }
 }
@@ -519,7 +534,7 @@ async fn an_expired_ci_delegation_is_denied() {
 /// 7c. A client-signed snapshot that expired (the server cannot renew it): denied.
 #[tokio::test]
 async fn an_expired_client_snapshot_is_denied() {
-    let mut f = Fixture::new(&[("ci.toml", CI_POLICY)], false, |_| {}).await;
+    let mut f = Fixture::new(&with_example("ci-only"), false, |_| {}).await;
     f.user("jenkins", &["ci"]).await;
     let jenkins = f.key_of("jenkins").await;
     f.docker_layout(&[("ci", &jenkins)]).await;
@@ -550,7 +565,7 @@ async fn an_expired_client_snapshot_is_denied() {
 #[tokio::test]
 async fn an_expired_timestamp_the_server_cannot_renew_is_denied() {
     let lifetime = |c: &mut notarius::config::Config| c.timestamp_lifetime = std::time::Duration::from_secs(4);
-    let mut f = Fixture::new(&[("ci.toml", CI_POLICY)], true, lifetime).await;
+    let mut f = Fixture::new(&with_example("ci-only"), true, lifetime).await;
     f.user("jenkins", &["ci"]).await;
     let jenkins = f.key_of("jenkins").await;
     f.docker_layout(&[("ci", &jenkins)]).await;
@@ -696,23 +711,18 @@ async fn a_deleted_and_recreated_repository_follows_the_new_root_and_says_so() {
     assert_denied(&f.check(&image("v2")).await, &["no member of team ci"]);
 }
 
-const TWO_TEAMS: &str = r#"
-content_trust = true
-default = "deny"
+/// A repository `policies/examples/two-teams.toml` covers (for run and service-create).
+const PAYMENTS: &str = "registry.example.com/payments/app";
+/// The rule of `policies/examples/two-teams.toml`.
+const TWO_TEAMS_RULE: &str = "payments needs CI and QA";
 
-[[rule]]
-name = "production needs CI and QA"
-repositories = ["registry.example.com/prod/**"]
-signed_by_teams = ["ci", "qa"]
-min_signers = 2
-"#;
-
-/// 13. Two teams must both sign, two distinct users: a member of each signs in their own
-///     delegation → allowed; one team only → denied; one user in both teams counts for
-///     both teams but is one signer → denied by `min_signers`.
+/// 13. Two teams must both sign, two distinct users (`examples/two-teams.toml`): a member
+///     of each signs in their own delegation → allowed; one team only → denied; one user in
+///     both teams counts for both teams but is one signer → denied by `min_signers`.
 #[tokio::test]
 async fn two_teams_must_both_sign() {
-    let mut f = Fixture::new(&[("teams.toml", TWO_TEAMS)], true, |_| {}).await;
+    let image = |tag: &str| format!("{PAYMENTS}:{tag}");
+    let mut f = Fixture::at(PAYMENTS, &with_example("two-teams"), true, |_| {}).await;
     f.user("jenkins", &["ci"]).await;
     f.user("quinn", &["qa"]).await;
     f.user("both", &["ci", "qa"]).await;
@@ -735,7 +745,7 @@ async fn two_teams_must_both_sign() {
         found,
         vec![signer("targets/ci", Some("jenkins"), &["ci"]), signer("targets/qa", Some("quinn"), &["qa"])]
     );
-    assert_eq!(decision["rule"], "production needs CI and QA");
+    assert_eq!(decision["rule"], TWO_TEAMS_RULE);
 
     // One user in both teams: both teams are covered, but by one signer.
     let releases = json!({ "v1": target(b"app v1") });
@@ -795,21 +805,14 @@ async fn a_tag_only_in_the_ci_role_is_denied() {
 // ---------------------------------------------------------------------------------------
 // Policy files
 
-const WARN_POLICY: &str = r#"
-content_trust = true
-default = "deny"
-
-[[rule]]
-name = "CI should sign"
-repositories = ["registry.example.com/prod/**"]
-signed_by_teams = ["ci"]
-mode = "warn"
-"#;
-
-/// A failing rule in mode "warn" allows, with the failure as a warning.
+/// A failing rule in mode "warn" allows, with the failure as a warning
+/// (`examples/warn-mode.toml`, which covers `registry.example.com/staging/*`).
 #[tokio::test]
 async fn a_failing_warn_rule_allows_with_a_warning() {
-    let mut f = Fixture::new(&[("warn.toml", WARN_POLICY)], true, |_| {}).await;
+    const STAGING: &str = "registry.example.com/staging/web";
+    const WARN_RULE: &str = "staging should be signed by CI (trial)";
+    let image = |tag: &str| format!("{STAGING}:{tag}");
+    let mut f = Fixture::at(STAGING, &with_example("warn-mode"), true, |_| {}).await;
     f.user("moby", &[]).await;
     let moby = f.key_of("moby").await;
     f.docker_layout(&[("moby", &moby)]).await;
@@ -818,8 +821,8 @@ async fn a_failing_warn_rule_allows_with_a_warning() {
     let decision = f.check(&image("v1")).await;
     assert_allowed(&decision, &digest_of("app v1"));
     let warnings = texts(&decision, "warnings");
-    assert!(warnings.contains("CI should sign") && warnings.contains("no member of team ci"), "{decision:#}");
-    let outcome = rule_outcome(&decision, "CI should sign");
+    assert!(warnings.contains(WARN_RULE) && warnings.contains("no member of team ci"), "{decision:#}");
+    let outcome = rule_outcome(&decision, WARN_RULE);
     assert_eq!(outcome["passed"], false);
     assert_eq!(outcome["mode"], "warn");
 
@@ -827,42 +830,30 @@ async fn a_failing_warn_rule_allows_with_a_warning() {
     assert_denied(&f.check(&image("nope")).await, &["nope"]);
 }
 
-const RUN_ONLY_DENY: &str = r#"
-content_trust = true
-default = "deny"
-
-[[rule]]
-name = "running production needs CI"
-repositories = ["registry.example.com/prod/**"]
-operations = ["run"]
-signed_by_teams = ["ci"]
-"#;
-
-const RUN_ONLY_ALLOW: &str = r#"
-content_trust = true
-default = "allow"
-
-[[rule]]
-name = "running production needs CI"
-repositories = ["registry.example.com/prod/**"]
-operations = ["run"]
-signed_by_teams = ["ci"]
-"#;
-
 /// Images no rule matches (another repository, or an operation the rule does not name)
-/// follow `default`: denied under "deny", allowed under "allow".
+/// follow `default`: denied under "deny", allowed under "allow". The rule is that of
+/// `examples/two-teams.toml`, which gates run and service-create of payments/** only.
 #[tokio::test]
 async fn images_no_rule_covers_follow_the_default() {
-    let f = Fixture::new(&[("policy.toml", RUN_ONLY_DENY)], true, |_| {}).await;
-    for (image, operation) in [("registry.example.com/staging/app:v1", "run"), (GUN, "pull")] {
+    let image = |tag: &str| format!("{PAYMENTS}:{tag}");
+    let f = Fixture::at(PAYMENTS, &with_example("two-teams"), true, |_| {}).await;
+    for (image, operation) in [("registry.example.com/staging/app:v1", "run"), (PAYMENTS, "pull")] {
         let decision = f.check_op(image, operation).await;
         assert_denied(&decision, &["no policy rule", "deny"]);
         assert!(decision["rule"].is_null(), "{decision:#}");
     }
     assert_denied(&f.check(&image("v1")).await, &[]);
 
-    let f = Fixture::new(&[("policy.toml", RUN_ONLY_ALLOW)], true, |_| {}).await;
-    for (image, operation) in [("registry.example.com/staging/app:v1", "run"), (GUN, "pull")] {
+    let allow = shipped_policy("default.toml").replace("default = \"deny\"", "default = \"allow\"");
+    let f = Fixture::at(
+        PAYMENTS,
+        &[("default.toml", allow.as_str()), ("two-teams.toml", &example_policy("two-teams"))],
+        true,
+        |_| {},
+    )
+    .await;
+    assert_eq!(f.server.api(Method::GET, "/v1/policies", Some(&bearer(&f.gate)), None).await.1["default"], "allow");
+    for (image, operation) in [("registry.example.com/staging/app:v1", "run"), (PAYMENTS, "pull")] {
         let decision = f.check_op(image, operation).await;
         assert_eq!(decision["allowed"], true, "{decision:#}");
         assert!(texts(&decision, "reasons").contains("no policy rule"), "{decision:#}");
@@ -874,8 +865,11 @@ async fn images_no_rule_covers_follow_the_default() {
 /// `content_trust = false`: everything is allowed, and the answer says so.
 #[tokio::test]
 async fn content_trust_off_allows_with_a_warning() {
-    let policy = CI_POLICY.replace("content_trust = true", "content_trust = false");
-    let f = Fixture::new(&[("ci.toml", &policy)], true, |_| {}).await;
+    let off = shipped_policy("default.toml").replace("content_trust = true", "content_trust = false");
+    let f = Fixture::new(&[("default.toml", off.as_str()), ("ci-only.toml", &example_policy("ci-only"))], true, |_| {})
+        .await;
+    let (_, policies) = f.server.api(Method::GET, "/v1/policies", Some(&bearer(&f.gate)), None).await;
+    assert_eq!(policies["content_trust"], false, "{policies:#}");
     for name in [image("v1"), "registry.example.com/prod/never-signed:v1".into()] {
         let decision = f.check(&name).await;
         assert_eq!(decision["allowed"], true, "{decision:#}");
@@ -886,29 +880,27 @@ async fn content_trust_off_allows_with_a_warning() {
 /// `GET /v1/policies` lists the active rules and the file each came from.
 #[tokio::test]
 async fn the_active_rules_are_listed_with_their_file() {
-    let f = Fixture::new(
-        &[("ci.toml", CI_POLICY), ("teams.toml", &TWO_TEAMS.replace("content_trust = true\ndefault = \"deny\"\n", ""))],
-        true,
-        |_| {},
-    )
-    .await;
+    let mut files = with_example("ci-only");
+    files.push(("two-teams.toml".to_owned(), example_policy("two-teams")));
+    let f = Fixture::new(&files, true, |_| {}).await;
     let (status, body) = f.server.api(Method::GET, "/v1/policies", Some(&bearer(&f.gate)), None).await;
     assert_eq!(status, 200, "{body}");
     let text = body.to_string();
-    for needle in [CI_RULE, "production needs CI and QA", "ci.toml", "teams.toml", "registry.example.com/prod/**"] {
+    for needle in [CI_RULE, TWO_TEAMS_RULE, "ci-only.toml", "two-teams.toml", "registry.example.com/prod/**"] {
         assert!(text.contains(needle), "GET /v1/policies does not show {needle}: {body:#}");
     }
     assert_eq!(body["version"], 1, "{body:#}");
-    assert_eq!(body["files"], json!(["ci.toml", "teams.toml"]));
+    assert_eq!(body["files"], json!(["ci-only.toml", "default.toml", "two-teams.toml"]));
     assert_eq!(body["content_trust"], true);
+    assert_eq!(body["content_trust_file"], "default.toml");
     assert_eq!(body["default"], "deny");
-    assert_eq!(body["default_file"], "ci.toml");
+    assert_eq!(body["default_file"], "default.toml");
     assert_eq!(
         body["rules"],
         json!([
             {
                 "name": CI_RULE,
-                "file": "ci.toml",
+                "file": "ci-only.toml",
                 "repositories": ["registry.example.com/prod/**"],
                 "operations": ["pull", "run", "service-create"],
                 "signed_by_teams": ["ci"],
@@ -916,10 +908,10 @@ async fn the_active_rules_are_listed_with_their_file() {
                 "mode": "enforce",
             },
             {
-                "name": "production needs CI and QA",
-                "file": "teams.toml",
-                "repositories": ["registry.example.com/prod/**"],
-                "operations": ["pull", "run", "service-create"],
+                "name": TWO_TEAMS_RULE,
+                "file": "two-teams.toml",
+                "repositories": ["registry.example.com/payments/**", "registry.example.com/checkout"],
+                "operations": ["run", "service-create"],
                 "signed_by_teams": ["ci", "qa"],
                 "min_signers": 2,
                 "mode": "enforce",
@@ -1193,14 +1185,16 @@ async fn policy_edits_apply_to_the_next_check_and_broken_ones_are_refused() {
     let policies = f.server.dir.join("policies");
     let version = |body: &Value| body["version"].as_u64().unwrap();
     let (_, before) = f.server.api(Method::GET, "/v1/policies", Some(&bearer(&f.gate)), None).await;
-    std::fs::write(policies.join("ci.toml"), CI_POLICY.replace("[[rule]]", "[[rule]")).unwrap();
+    let ci_only = example_policy("ci-only");
+    std::fs::write(policies.join("ci-only.toml"), ci_only.replace("[[rule]]", "[[rule]")).unwrap();
     // Two polls of the watcher (every 2 s).
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let (_, after) = f.server.api(Method::GET, "/v1/policies", Some(&bearer(&f.gate)), None).await;
     assert_eq!(after, before, "a broken file changed the policies");
     assert_eq!(f.check(&image("v1")).await, denied);
 
-    std::fs::write(policies.join("ci.toml"), CI_POLICY.replace("mode = \"enforce\"", "mode = \"warn\"")).unwrap();
+    // The rule is the file's last table: a key appended to the file is the rule's.
+    std::fs::write(policies.join("ci-only.toml"), format!("{ci_only}\nmode = \"warn\"\n")).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let (_, now) = f.server.api(Method::GET, "/v1/policies", Some(&bearer(&f.gate)), None).await;

@@ -20,14 +20,14 @@ use crate::keystore::KeystoreError;
 use crate::policy::PolicyError;
 use crate::policy::admission::AdmissionError;
 use crate::store::StoreError;
-use crate::text::truncate;
+use crate::text::truncate_with_ellipsis;
 use crate::update::{UpdateError, ValidationError};
 
 /// Longest `detail` text: the notary client reads 1 KiB of an error body.
 const DETAIL_LIMIT: usize = 600;
 
 fn short(text: &str) -> String {
-    truncate(text, DETAIL_LIMIT)
+    truncate_with_ellipsis(text, DETAIL_LIMIT)
 }
 
 /// Why a request failed with a 5xx, for the log; never sent to the caller.
@@ -488,13 +488,26 @@ impl From<PolicyError> for V1Error {
     fn from(error: PolicyError) -> Self {
         match error {
             PolicyError::Reference(e) => V1Error::invalid(format!("image: {e}")),
+            PolicyError::Storage { ref source, .. } => {
+                let unavailable =
+                    source.downcast_ref::<StoreError>().is_some_and(|e| matches!(e, StoreError::Unavailable(_)));
+                let code = if unavailable { V1Code::Unavailable } else { V1Code::Unknown };
+                V1Error::internal(code, format!("policy: {error}: {source}"))
+            }
+            // The engine turns every other failure into a denial; one reaching here is a bug.
+            other => V1Error::internal(V1Code::Unknown, format!("policy: {other}")),
         }
     }
 }
 
 impl From<AdmissionError> for V1Error {
     fn from(error: AdmissionError) -> Self {
-        V1Error::invalid(format!("AdmissionReview: {error}"))
+        match error {
+            AdmissionError::Response(_) | AdmissionError::Patch(_) => {
+                V1Error::internal(V1Code::Unknown, format!("admission: {error}"))
+            }
+            other => V1Error::invalid(format!("AdmissionReview: {other}")),
+        }
     }
 }
 

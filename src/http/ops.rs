@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ErrorCause;
+use crate::telemetry::{DECISION_LOG_QUEUE, POLICY_VERSION};
 
 /// notary-server's health route: `{}` when storage answers, 503 naming the failed check.
 #[utoipa::path(get, path = "/_notary_server/health", operation_id = "notary_health", tag = "operations", security(()),
@@ -43,6 +44,9 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     // State cheaper to read than to track is read now.
     app.trust.cache_stats().record("trust_state");
     app.auth.cache_stats().record("registry_tokens");
+    app.policy.cache_stats().record("policy_decisions");
+    metrics::gauge!(DECISION_LOG_QUEUE).set(app.policy.log().queue_depth() as f64);
+    metrics::gauge!(POLICY_VERSION).set(app.policy.policies().current().version as f64);
     for pool in app.trust.store().pools() {
         pool.record();
     }

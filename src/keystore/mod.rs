@@ -295,6 +295,7 @@ impl Keystore {
                 audit(&public).as_ref(),
             )
             .await?;
+        metrics::counter!(KEY_OPERATIONS, "operation" => "create", "role" => role_label(role)).increment(1);
         Ok(public)
     }
 

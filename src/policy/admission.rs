@@ -44,11 +44,9 @@
 //! Image volumes (`spec.volumes[].image`, mounted read-only and `noexec`) are not checked.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -56,12 +54,14 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, ReplicationController};
 use kube_core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
-    Operation as AdmissionOperation,
+    Operation as AdmissionOperation, SerializePatchError,
 };
 use kube_core::{DynamicObject, Status};
 use serde_json::Value;
 
-use super::{Decision, ImageDecider, Operation};
+use super::reference::ReferenceError;
+use super::{Decision, ImageDecider, Operation, PolicyError};
+use crate::text::truncate_with_ellipsis;
 
 /// Distinct images decided at the same time.
 pub const CONCURRENCY: usize = 16;
@@ -81,7 +81,9 @@ pub const MAX_WARNINGS: usize = 15;
 /// Containers named per image in the deny message before "and N more".
 const LOCATIONS_SHOWN: usize = 3;
 
-/// A review notarius cannot read; the HTTP handler answers 400 `INVALID` with the message.
+/// A review notarius cannot answer. Every variant but [`AdmissionError::Response`] and
+/// [`AdmissionError::Patch`] is the sender's mistake (400 `INVALID` with the message); those
+/// two are the server's failure (500). A denied image is never an error: it is an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     #[error("the admission review is not JSON: {0}")]
@@ -91,7 +93,9 @@ pub enum AdmissionError {
     #[error("the admission review has no request")]
     NoRequest,
     #[error("malformed admission request: {0}")]
-    Request(String),
+    Request(#[source] serde_json::Error),
+    #[error("malformed admission request: the request has no uid")]
+    NoUid,
     #[error("the {operation} admission request has no object")]
     MissingObject { operation: &'static str },
     #[error("the object is not a valid {kind}: {message}")]
@@ -99,7 +103,9 @@ pub enum AdmissionError {
     #[error("notarius does not read the images of kind {0:?}")]
     UnsupportedKind(String),
     #[error("cannot encode the admission response: {0}")]
-    Response(String),
+    Response(#[source] serde_json::Error),
+    #[error("cannot encode the admission response: {0}")]
+    Patch(#[source] SerializePatchError),
 }
 
 /// One image field of a workload object.
@@ -221,11 +227,10 @@ pub async fn review(body: &[u8], mutate: bool, decider: &dyn ImageDecider) -> Re
     let fields = value.get_mut("request").and_then(Value::as_object_mut).ok_or(AdmissionError::NoRequest)?;
     let object = fields.remove("object").filter(|v| !v.is_null());
     let old_object = fields.remove("oldObject").filter(|v| !v.is_null());
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_value(value).map_err(|e| AdmissionError::Request(e.to_string()))?;
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(value).map_err(AdmissionError::Request)?;
     let request: AdmissionRequest<DynamicObject> = review.try_into().map_err(|_| AdmissionError::NoRequest)?;
     if request.uid.is_empty() {
-        return Err(AdmissionError::Request("the request has no uid".to_owned()));
+        return Err(AdmissionError::NoUid);
     }
     let response = AdmissionResponse::from(&request);
 
@@ -290,7 +295,7 @@ pub async fn review(body: &[u8], mutate: bool, decider: &dyn ImageDecider) -> Re
         return encode(deny(response, deny_message(&verdict.denials)));
     }
     if mutate && !verdict.patch.is_empty() {
-        response = response.with_patch(Patch(verdict.patch)).map_err(|e| AdmissionError::Response(e.to_string()))?;
+        response = response.with_patch(Patch(verdict.patch)).map_err(AdmissionError::Patch)?;
     }
     encode(response)
 }
@@ -301,8 +306,7 @@ pub async fn review(body: &[u8], mutate: bool, decider: &dyn ImageDecider) -> Re
 fn encode(response: AdmissionResponse) -> Result<Value, AdmissionError> {
     use base64::Engine as _;
     let patch = response.patch.as_deref().map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
-    let mut review =
-        serde_json::to_value(response.into_review()).map_err(|e| AdmissionError::Response(e.to_string()))?;
+    let mut review = serde_json::to_value(response.into_review()).map_err(AdmissionError::Response)?;
     if let (Some(patch), Some(field)) = (patch, review.pointer_mut("/response/patch")) {
         *field = Value::String(patch);
     }
@@ -336,7 +340,9 @@ fn same_images(old: &[ImageField], new: &[ImageField], ephemeral_only: bool) -> 
 enum Outcome {
     Decided(Decision),
     /// The decider could not read the reference.
-    Invalid(String),
+    Invalid(ReferenceError),
+    /// The decider failed otherwise.
+    Failed(PolicyError),
     /// No decision within the budget.
     Late,
 }
@@ -378,11 +384,12 @@ async fn decide(fields: &[ImageField], dry_run: bool, decider: &dyn ImageDecider
         return verdict;
     }
 
-    let outcomes = decide_all(decider, &order, dry_run).await;
+    let outcomes = decide_all(decider, &order, dry_run, tokio::time::Instant::now() + DECISION_BUDGET).await;
     let mut warnings = Vec::new();
     for (image, outcome) in order.iter().copied().zip(outcomes) {
         let why = match outcome {
-            Outcome::Invalid(message) => Some(format!("invalid image reference: {message}")),
+            Outcome::Invalid(error) => Some(format!("invalid image reference: {error}")),
+            Outcome::Failed(error) => Some(format!("no decision: {error}")),
             Outcome::Late => Some(format!("no decision within {} s", DECISION_BUDGET.as_secs())),
             Outcome::Decided(decision) => {
                 for warning in &decision.warnings {
@@ -414,17 +421,26 @@ async fn decide(fields: &[ImageField], dry_run: bool, decider: &dyn ImageDecider
     verdict
 }
 
+/// Why an allowed image cannot be pinned to its decided digest: it denies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PinError {
+    #[error("the decided digest {0:?} is not a sha256 digest")]
+    NotSha256(String),
+    #[error("the reference pins {written} but the signed digest is {decided}")]
+    OtherDigest { written: String, decided: String },
+}
+
 /// The reference pinned to `digest`: `None` when it already is; an error when it pins another
 /// digest or the decided digest is not a sha256 digest.
-fn pin(image: &str, digest: &str) -> Result<Option<String>, String> {
+fn pin(image: &str, digest: &str) -> Result<Option<String>, PinError> {
     let hex = digest.strip_prefix("sha256:").unwrap_or_default();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(format!("the decided digest {digest:?} is not a sha256 digest"));
+        return Err(PinError::NotSha256(digest.to_owned()));
     }
     match image.split_once('@') {
         None => Ok(Some(format!("{image}@{digest}"))),
         Some((_, written)) if written == digest => Ok(None),
-        Some((_, written)) => Err(format!("the reference pins {written} but the signed digest is {digest}")),
+        Some((_, written)) => Err(PinError::OtherDigest { written: written.to_owned(), decided: digest.to_owned() }),
     }
 }
 
@@ -444,69 +460,30 @@ fn pointer_order(pointer: &str) -> Vec<(u8, u64, String)> {
         .collect()
 }
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Decision, String>> + Send + 'a>>;
-
-async fn decide_all(decider: &dyn ImageDecider, images: &[&str], dry_run: bool) -> Vec<Outcome> {
-    let deadline = tokio::time::Instant::now() + DECISION_BUDGET;
+/// The outcome of each of `images`, in order: decided [`CONCURRENCY`] at a time, a group
+/// starting when the one before it is done. When `deadline` passes, the group in progress and
+/// those after it are [`Outcome::Late`].
+async fn decide_all(
+    decider: &dyn ImageDecider,
+    images: &[&str],
+    dry_run: bool,
+    deadline: tokio::time::Instant,
+) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(images.len());
     for chunk in images.chunks(CONCURRENCY) {
-        let pending = chunk.iter().map(|image| decider.decide(image, Operation::Run, dry_run)).collect();
-        match tokio::time::timeout_at(deadline, JoinAll::new(pending)).await {
+        // Side by side on the calling task: the decider is borrowed, so they cannot be spawned.
+        let decisions = join_all(chunk.iter().map(|image| decider.decide(image, Operation::Run, dry_run)));
+        match tokio::time::timeout_at(deadline, decisions).await {
             Ok(done) => outcomes.extend(done.into_iter().map(|result| match result {
                 Ok(decision) => Outcome::Decided(decision),
-                Err(message) => Outcome::Invalid(message),
+                Err(PolicyError::Reference(error)) => Outcome::Invalid(error),
+                Err(error) => Outcome::Failed(error),
             })),
             Err(_) => break,
         }
     }
     outcomes.resize_with(images.len(), || Outcome::Late);
     outcomes
-}
-
-/// Runs decisions side by side on the calling task (the decider is borrowed, so they cannot
-/// be spawned) and yields their results in order.
-struct JoinAll<'a> {
-    slots: Vec<Slot<'a>>,
-}
-
-enum Slot<'a> {
-    Pending(Pending<'a>),
-    Done(Result<Decision, String>),
-}
-
-impl<'a> JoinAll<'a> {
-    fn new(pending: Vec<Pending<'a>>) -> Self {
-        JoinAll { slots: pending.into_iter().map(Slot::Pending).collect() }
-    }
-}
-
-impl Future for JoinAll<'_> {
-    type Output = Vec<Result<Decision, String>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut waiting = false;
-        for slot in &mut this.slots {
-            if let Slot::Pending(future) = slot {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(result) => *slot = Slot::Done(result),
-                    Poll::Pending => waiting = true,
-                }
-            }
-        }
-        if waiting {
-            return Poll::Pending;
-        }
-        Poll::Ready(
-            std::mem::take(&mut this.slots)
-                .into_iter()
-                .filter_map(|slot| match slot {
-                    Slot::Done(result) => Some(result),
-                    Slot::Pending(_) => None,
-                })
-                .collect(),
-        )
-    }
 }
 
 /// The deny message: one line per denied image, at most [`MESSAGE_LIMIT`] bytes.
@@ -525,7 +502,7 @@ fn deny_message(denials: &[Denial]) -> String {
         }
         entry.push_str(": ");
         entry.push_str(&denial.why);
-        let entry = truncate(&entry, ENTRY_LIMIT);
+        let entry = truncate_with_ellipsis(&entry, ENTRY_LIMIT);
         let rest = denials.len() - index - 1;
         let tail = if rest > 0 { format!("\n… and {rest} more denied images") } else { String::new() };
         let separator = if message.is_empty() { "" } else { "\n" };
@@ -541,27 +518,17 @@ fn deny_message(denials: &[Denial]) -> String {
 
 fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::new();
-    let mut unique: Vec<String> =
-        warnings.into_iter().map(|w| truncate(&w, WARNING_LIMIT)).filter(|w| seen.insert(w.clone())).collect();
+    let mut unique: Vec<String> = warnings
+        .into_iter()
+        .map(|w| truncate_with_ellipsis(&w, WARNING_LIMIT))
+        .filter(|w| seen.insert(w.clone()))
+        .collect();
     if unique.len() > MAX_WARNINGS {
         let more = unique.len() - (MAX_WARNINGS - 1);
         unique.truncate(MAX_WARNINGS - 1);
         unique.push(format!("… and {more} more warnings"));
     }
     unique
-}
-
-/// `text` cut to at most `limit` bytes on a character boundary, ending in "…" when cut.
-fn truncate(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let ellipsis = "…";
-    let mut end = limit.saturating_sub(ellipsis.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ellipsis}", &text[..end])
 }
 
 #[cfg(test)]
@@ -598,7 +565,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ImageDecider for Table {
-        async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String> {
+        async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, PolicyError> {
             assert_eq!(operation, Operation::Run);
             self.calls.lock().unwrap().push((image.to_owned(), dry_run));
             match image {
@@ -716,7 +683,7 @@ mod tests {
         assert_eq!(pin("localhost:5000/app:v1", &a), Ok(Some(format!("localhost:5000/app:v1@{a}"))));
         assert_eq!(pin(&format!("nginx@{a}"), &a), Ok(None));
         assert_eq!(pin(&format!("nginx:1.27@{a}"), &a), Ok(None));
-        assert!(pin(&format!("nginx@{}", digest('b')), &a).unwrap_err().contains("pins sha256:bbbb"));
+        assert!(pin(&format!("nginx@{}", digest('b')), &a).unwrap_err().to_string().contains("pins sha256:bbbb"));
         assert!(pin("nginx", "sha256:ABC").is_err());
         assert!(pin("nginx", &digest('A')).is_err());
     }
@@ -734,10 +701,9 @@ mod tests {
     }
 
     #[test]
-    fn truncation_respects_characters() {
-        assert_eq!(truncate("short", 10), "short");
-        let cut = truncate(&"é".repeat(300), 256);
-        assert!(cut.len() <= 256 && cut.ends_with('…'), "{cut}");
+    fn messages_and_warnings_are_bounded() {
+        let long = bound_warnings(vec!["é".repeat(300)]);
+        assert!(long[0].len() <= WARNING_LIMIT && long[0].ends_with('…'), "{long:?}");
         let denial = |n: usize| Denial { subject: format!("image \"i{n}\""), locations: vec![], why: "x".repeat(2000) };
         let message = deny_message(&(0..10).map(denial).collect::<Vec<_>>());
         assert!(message.len() <= MESSAGE_LIMIT, "{}", message.len());
@@ -754,7 +720,7 @@ mod tests {
         struct Rendezvous(tokio::sync::Barrier);
         #[async_trait::async_trait]
         impl ImageDecider for Rendezvous {
-            async fn decide(&self, _: &str, _: Operation, _: bool) -> Result<Decision, String> {
+            async fn decide(&self, _: &str, _: Operation, _: bool) -> Result<Decision, PolicyError> {
                 self.0.wait().await;
                 Ok(allowed(&digest('a')))
             }
@@ -769,6 +735,48 @@ mod tests {
         .expect("decisions run side by side")
         .unwrap();
         assert_eq!(answer["response"]["allowed"], true, "{answer:#}");
+    }
+
+    /// Allows every image but `hang`, which never gets a decision; counts decisions in flight.
+    #[derive(Default)]
+    struct Slow {
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ImageDecider for Slow {
+        async fn decide(&self, image: &str, _: Operation, _: bool) -> Result<Decision, PolicyError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, SeqCst);
+            if image == "hang" {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            Ok(allowed(&digest('a')))
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_run_sixteen_at_a_time_and_late_ones_deny() {
+        let names: Vec<String> = (0..40).map(|n| format!("img{n}")).collect();
+        let images: Vec<&str> = names.iter().map(String::as_str).collect();
+        let slow = Slow::default();
+        let far = tokio::time::Instant::now() + DECISION_BUDGET;
+        let outcomes = decide_all(&slow, &images, false, far).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Decided(d) if d.allowed)));
+        assert_eq!(slow.most_in_flight.load(std::sync::atomic::Ordering::SeqCst), CONCURRENCY);
+
+        // The second group never finishes: it and the third are late, the first stands.
+        let mut images = images;
+        images[CONCURRENCY + 1] = "hang";
+        let soon = tokio::time::Instant::now() + Duration::from_millis(200);
+        let outcomes = decide_all(&Slow::default(), &images, false, soon).await;
+        assert_eq!(outcomes.len(), images.len());
+        assert!(outcomes[..CONCURRENCY].iter().all(|o| matches!(o, Outcome::Decided(_))));
+        assert!(outcomes[CONCURRENCY..].iter().all(|o| matches!(o, Outcome::Late)));
     }
 
     #[tokio::test]

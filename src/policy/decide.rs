@@ -21,8 +21,11 @@ use super::verified::{TrustInput, VerifiedRepo, target_digest, verify};
 use super::{Decision, ImageDecider, Operation, PolicyError, RuleOutcome, Signer};
 use crate::auth::AuthService;
 use crate::store::{DecisionRecord, Store, StoreError};
+use crate::telemetry::{
+    CacheStats, DECISION_LOG_WRITE_DURATION, DECISION_LOG_WRITE_FAILURES, POLICY_DECISION_DURATION, POLICY_DECISIONS,
+};
 use crate::tuf::{BaseRole, Gun, RoleName, SignedFile};
-use crate::update::TrustService;
+use crate::update::{TrustService, UpdateError};
 
 /// The role docker reads tags from first; never a signer for policy (DESIGN §6).
 const RELEASES: &str = "targets/releases";
@@ -78,8 +81,13 @@ impl PolicyEngine {
         &self.log
     }
 
+    /// The cache of decisions, for `/metrics`.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats::of(&self.cache)
+    }
+
     /// Decides `image` for `operation` and logs the decision. A malformed reference is
-    /// an `Err` (a 400); every other failure is a denial.
+    /// [`PolicyError::Reference`] (a 400), the only error; every other failure is a denial.
     pub async fn check(
         &self,
         image: &str,
@@ -88,7 +96,13 @@ impl PolicyEngine {
         dry_run: bool,
     ) -> Result<Checked, PolicyError> {
         let reference = ImageReference::parse(image)?;
+        let started = std::time::Instant::now();
         let checked = self.decide(&reference, operation).await;
+        let cached = if checked.from_cache { "true" } else { "false" };
+        let outcome = if checked.decision.allowed { "allowed" } else { "denied" };
+        let rule = checked.decision.rule.clone().unwrap_or_else(|| "none".to_owned());
+        metrics::counter!(POLICY_DECISIONS, "outcome" => outcome, "rule" => rule, "cached" => cached).increment(1);
+        metrics::histogram!(POLICY_DECISION_DURATION, "cached" => cached).record(started.elapsed().as_secs_f64());
         self.log
             .append(DecisionRecord {
                 at: OffsetDateTime::now_utc(),
@@ -111,17 +125,17 @@ impl PolicyEngine {
         let image = reference.normalized();
         let policies = self.policies.current();
         let accounts_version = self.auth.version();
-        let Ok(gun) = Gun::parse(&reference.gun) else {
-            return uncached(image, Decision::deny(format!("{} is not a valid repository name", reference.gun)));
+        let gun = match Gun::parse(&reference.gun) {
+            Ok(gun) => gun,
+            Err(source) => {
+                return uncached(image, failed(PolicyError::Repository { gun: reference.gun.clone(), source }));
+            }
         };
         // Renewing a near-expiry timestamp first is what a client fetching it would see.
         let _ = self.trust.current(&gun, &BaseRole::Timestamp.name()).await;
         let state = match self.trust.state(&gun).await {
             Ok(state) => state,
-            Err(e) => {
-                tracing::error!(%gun, error = %e, "policy check could not read the trust data");
-                return uncached(image, Decision::deny(format!("the trust data of {gun} could not be read")));
-            }
+            Err(e) => return uncached(image, failed(PolicyError::storage(format!("the trust data of {gun}"), e))),
         };
         let stamp = Stamp { generation: state.generation, policy_version: policies.version, accounts_version };
         let key = (image.clone(), operation);
@@ -142,7 +156,7 @@ impl PolicyEngine {
         let (decision, valid_until, versions) =
             match self.evaluate(&gun, reference, operation, &policies, &current, now).await {
                 Ok(outcome) => outcome,
-                Err(reason) => (Decision::deny(reason), now, json!({})),
+                Err(error) => (failed(error), now, json!({})),
             };
         // Transient failures (valid_until == now) are never cached.
         if valid_until > now {
@@ -162,7 +176,7 @@ impl PolicyEngine {
         policies: &PolicySet,
         current: &BTreeMap<RoleName, SignedFile>,
         now: OffsetDateTime,
-    ) -> Result<(Decision, OffsetDateTime, serde_json::Value), String> {
+    ) -> Result<(Decision, OffsetDateTime, serde_json::Value), PolicyError> {
         // Decisions that need no trust data stay valid until something else changes.
         let forever = now + time::Duration::days(365);
         if !policies.content_trust {
@@ -200,17 +214,14 @@ impl PolicyEngine {
         let archived_root = match self.trust.store().archived_root(gun.as_str()).await {
             Ok(Some(record)) => RoleName::parse("root").and_then(|role| SignedFile::parse(role, record.data).ok()),
             Ok(None) => None,
-            Err(e) => {
-                tracing::error!(%gun, error = %e, "policy check could not read the archive");
-                return Err(format!("the trust data of {gun} could not be read"));
-            }
+            Err(e) => return Err(PolicyError::storage(format!("the trust data of {gun}"), e)),
         };
         let input =
             TrustInput { gun, current, root_history: &root_history, archived_root: archived_root.as_ref(), now };
         let view = match verify(&input) {
             Ok(view) => view,
-            Err(why) => {
-                let mut decision = Decision::deny(format!("the trust data of {gun} does not verify: {why}"));
+            Err(unverified) => {
+                let mut decision = Decision::deny(unverified.to_string());
                 decision.rule = first_enforced(&rules).or_else(|| Some(rule_names(&rules)));
                 decision.rules = unmet(&rules);
                 // A verification failure stands until the data changes (or an hour passes).
@@ -227,19 +238,18 @@ impl PolicyEngine {
         &self,
         gun: &Gun,
         current: &BTreeMap<RoleName, SignedFile>,
-    ) -> Result<Vec<SignedFile>, String> {
+    ) -> Result<Vec<SignedFile>, PolicyError> {
         let Some(root) = current.get(&BaseRole::Root.name()) else {
             return Ok(Vec::new());
         };
         let mut history = Vec::with_capacity(root.version as usize);
         for version in 1..root.version {
-            let served = self
-                .trust
-                .by_version(gun, &BaseRole::Root.name(), version)
-                .await
-                .map_err(|_| format!("root version {version} of {gun} is missing"))?;
+            let served = self.trust.by_version(gun, &BaseRole::Root.name(), version).await.map_err(|e| match e {
+                UpdateError::NotFound => PolicyError::MissingRoot { gun: gun.to_string(), version },
+                other => PolicyError::storage(format!("root version {version} of {gun}"), other),
+            })?;
             let file = SignedFile::parse(BaseRole::Root.name(), served.bytes)
-                .map_err(|e| format!("root version {version} of {gun} does not parse: {e}"))?;
+                .map_err(|source| PolicyError::MalformedRoot { gun: gun.to_string(), version, source })?;
             history.push(file);
         }
         history.push(root.clone());
@@ -252,7 +262,7 @@ impl PolicyEngine {
         reference: &ImageReference,
         rules: &[&Rule],
         view: &VerifiedRepo,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, PolicyError> {
         let mut decision = Decision::blank();
         decision.rule = Some(rule_names(rules));
         decision.warnings.extend(view.notes.iter().cloned());
@@ -261,8 +271,8 @@ impl PolicyEngine {
         // Step 3: the digest a docker client would pull.
         let digest = match resolve(reference, view) {
             Ok(digest) => digest,
-            Err(reason) => {
-                decision.reasons.push(reason);
+            Err(unresolved) => {
+                decision.reasons.push(unresolved.to_string());
                 decision.reasons.extend(broken_reasons(view));
                 decision.rule = first_enforced(rules).or(decision.rule);
                 decision.rules = unmet(rules);
@@ -289,8 +299,8 @@ impl PolicyEngine {
                         decision.rules = unmet(rules);
                         return Ok(decision);
                     }
-                    Some(Err(why)) => {
-                        decision.warnings.push(why);
+                    Some(Err(malformed)) => {
+                        decision.warnings.push(malformed.to_string());
                         false
                     }
                     None => false,
@@ -305,10 +315,8 @@ impl PolicyEngine {
                 continue;
             }
             for key in &role.signers {
-                let owner = self.auth.key_owner(&key.material).await.map_err(|e| {
-                    tracing::error!(error = %e, "policy check could not read users' keys");
-                    "users' keys could not be read".to_string()
-                })?;
+                let owner =
+                    self.auth.key_owner(&key.material).await.map_err(|e| PolicyError::storage("users' keys", e))?;
                 let (user, teams) = owner.map_or((None, Vec::new()), |(user, teams)| (Some(user), teams));
                 signers.push(Signer { role: name.to_string(), key_id: key.id.clone(), user, teams });
             }
@@ -382,6 +390,15 @@ fn uncached(image: String, decision: Decision) -> Checked {
     Checked { decision, image, trust_versions: json!({}), from_cache: false }
 }
 
+/// The denial for a decision that could not be made: fails closed, with the error as the
+/// reason. A failed read is logged here, once; the caller gets a decision, not an error.
+fn failed(error: PolicyError) -> Decision {
+    if let PolicyError::Storage { source, .. } = &error {
+        tracing::error!(error = %error, cause = %source, "a policy check failed closed");
+    }
+    Decision::deny(error.to_string())
+}
+
 /// Every rule as failed: for decisions that stop before the rules can be weighed.
 fn unmet(rules: &[&Rule]) -> Vec<RuleOutcome> {
     rules
@@ -409,14 +426,14 @@ fn broken_reasons(view: &VerifiedRepo) -> Vec<String> {
 
 /// DESIGN §6 step 3: a tag resolves in `targets/releases` if it is there, else in
 /// `targets`; a digest reference is taken as given, and with a tag must agree with it.
-fn resolve(reference: &ImageReference, view: &VerifiedRepo) -> Result<String, String> {
+fn resolve(reference: &ImageReference, view: &VerifiedRepo) -> Result<String, PolicyError> {
     let given = reference.digest.as_ref().map(|d| d.trim_start_matches("sha256:").to_owned());
     let Some(tag) = &reference.tag else {
-        return given.ok_or_else(|| "the reference has neither tag nor digest".to_string());
+        return given.ok_or(PolicyError::NeitherTagNorDigest);
     };
     let releases = RoleName::parse(RELEASES).and_then(|name| {
         if let Some(why) = view.broken.get(&name) {
-            return Some(Err(format!("{RELEASES}, which tags resolve in first, was not trusted: {why}")));
+            return Some(Err(PolicyError::UntrustedReleases { reason: why.clone() }));
         }
         view.roles.get(&name).and_then(|role| role.target_sha256(tag))
     });
@@ -424,20 +441,13 @@ fn resolve(reference: &ImageReference, view: &VerifiedRepo) -> Result<String, St
         Some(found) => found?,
         None => match view.roles.get(&BaseRole::Targets.name()).and_then(|role| role.target_sha256(tag)) {
             Some(found) => found?,
-            None => {
-                return Err(format!(
-                    "tag {tag} is signed neither in {RELEASES} nor in targets: a docker client with content trust \
-                     would not pull it"
-                ));
-            }
+            None => return Err(PolicyError::UnsignedTag { tag: tag.clone() }),
         },
     };
     if let Some(given) = given
         && given != resolved
     {
-        return Err(format!(
-            "the reference pins sha256:{given}, but the signed tag {tag} is sha256:{resolved}: digest mismatch"
-        ));
+        return Err(PolicyError::DigestMismatch { tag: tag.clone(), pinned: given, signed: resolved });
     }
     Ok(resolved)
 }
@@ -450,12 +460,8 @@ pub struct GateDecider<'a> {
 
 #[async_trait::async_trait]
 impl ImageDecider for GateDecider<'_> {
-    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String> {
-        self.engine
-            .check(image, operation, &self.requester, dry_run)
-            .await
-            .map(|checked| checked.decision)
-            .map_err(|e| e.to_string())
+    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, PolicyError> {
+        self.engine.check(image, operation, &self.requester, dry_run).await.map(|checked| checked.decision)
     }
 }
 
@@ -497,7 +503,12 @@ impl DecisionLog {
                     .collect();
                 // A failed write is retried, never skipped.
                 let mut delay = std::time::Duration::from_millis(50);
-                while let Err(e) = store.insert_decisions(&batch).await {
+                loop {
+                    let started = std::time::Instant::now();
+                    let written = store.insert_decisions(&batch).await;
+                    metrics::histogram!(DECISION_LOG_WRITE_DURATION).record(started.elapsed().as_secs_f64());
+                    let Err(e) = written else { break };
+                    metrics::counter!(DECISION_LOG_WRITE_FAILURES).increment(1);
                     tracing::error!(error = %e, records = batch.len(), "writing the decision log failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
@@ -522,6 +533,11 @@ impl DecisionLog {
         if !sent {
             tracing::error!("the decision log is closed; a decision was not recorded");
         }
+    }
+
+    /// Records queued and not yet written (barriers included), for `/metrics`.
+    pub fn queue_depth(&self) -> usize {
+        self.sender().map_or(0, |sender| sender.max_capacity() - sender.capacity())
     }
 
     /// Waits until every record queued before the call is written: a reader of the log

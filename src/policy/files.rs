@@ -29,7 +29,6 @@
 //!   openly.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,14 +36,15 @@ use std::time::Duration;
 
 use ring::digest;
 use serde::Serialize;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue};
 
 use super::Operation;
 use super::pattern::RepositoryPattern;
 use super::reference::normalize_name;
 use crate::auth::valid_name;
+use crate::telemetry::POLICY_RELOADS;
 
 /// Policy files larger than this are refused unread.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -362,85 +362,28 @@ fn parse_sources(sources: &[Source], version: u64) -> Result<PolicySet, Vec<Poli
     }
 }
 
-/// A TOML value with the spans of its parts.
-#[derive(Debug)]
-enum Node {
-    Bool(bool),
-    Integer(i64),
-    Float,
-    String(String),
-    Array(Vec<Spanned<Node>>),
-    Table(Vec<(Spanned<String>, Spanned<Node>)>),
-}
+/// A TOML value as parsed, with the byte spans of its parts.
+type Node<'i> = Spanned<DeValue<'i>>;
 
-impl Node {
-    fn kind(&self) -> &'static str {
-        match self {
-            Node::Bool(_) => "a boolean",
-            Node::Integer(_) => "an integer",
-            Node::Float => "a float",
-            Node::String(_) => "a string",
-            Node::Array(_) => "an array",
-            Node::Table(_) => "a table",
-        }
+/// What a value is, for messages.
+fn kind(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::String(_) => "a string",
+        DeValue::Datetime(_) => "a date or time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a TOML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Integer(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        Ok(i64::try_from(v).map(Node::Integer).unwrap_or(Node::Float))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::Float)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::String(v.to_string()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(Node::String(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
-            items.push(item);
-        }
-        Ok(Node::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let value = map.next_value::<Spanned<Node>>()?;
-            entries.push((key, value));
-        }
-        Ok(Node::Table(entries))
-    }
+/// The entries of a table in the order written (toml keeps them sorted by key), so errors
+/// on one line come in the order a reader meets them.
+fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Spanned<DeString<'i>>, &'t Node<'i>)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    entries
 }
 
 /// 1-based line of a byte offset.
@@ -471,26 +414,26 @@ impl Checker<'_> {
         });
     }
 
-    fn string<'n>(&mut self, node: &'n Spanned<Node>, field: &str) -> Option<&'n str> {
+    fn string<'n>(&mut self, node: &'n Node<'_>, field: &str) -> Option<&'n str> {
         match node.get_ref() {
-            Node::String(text) => Some(text),
+            DeValue::String(text) => Some(text),
             other => {
-                self.error(&node.span(), field, format!("expected a string, found {}", other.kind()));
+                self.error(&node.span(), field, format!("expected a string, found {}", kind(other)));
                 None
             }
         }
     }
 
     /// A non-empty array; `what` says what belongs in it.
-    fn list<'n>(&mut self, node: &'n Spanned<Node>, field: &str, what: &str) -> Option<&'n [Spanned<Node>]> {
+    fn list<'n, 'i>(&mut self, node: &'n Node<'i>, field: &str, what: &str) -> Option<&'n [Node<'i>]> {
         match node.get_ref() {
-            Node::Array(items) if items.is_empty() => {
+            DeValue::Array(items) if items.is_empty() => {
                 self.error(&node.span(), field, format!("empty list; list {what}"));
                 None
             }
-            Node::Array(items) => Some(items),
+            DeValue::Array(items) => Some(items),
             other => {
-                self.error(&node.span(), field, format!("expected a list of {what}, found {}", other.kind()));
+                self.error(&node.span(), field, format!("expected a list of {what}, found {}", kind(other)));
                 None
             }
         }
@@ -513,33 +456,23 @@ fn parse_file(source: &Source, errors: &mut Vec<PolicyFileError>) -> FileSetting
         }
     };
     let mut checker = Checker { file: &source.name, text, errors };
-    let root = match toml::from_str::<Node>(text) {
+    let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
             let line = e.span().map_or(1, |span| line_of(text, span.start));
             let message = e.message().lines().next().unwrap_or("invalid TOML").trim().to_string();
-            // Dates and times reach us as toml's private datetime table.
-            let message = if message.contains("$__toml_private") {
-                "dates and times are not policy values".to_string()
-            } else {
-                message
-            };
             checker.errors.push(PolicyFileError { file: source.name.clone(), line, field: "syntax".into(), message });
             return settings;
         }
     };
-    let Node::Table(entries) = root else {
-        checker.error(&(0..0), "syntax", "a policy file is a TOML table");
-        return settings;
-    };
-    for (key, value) in &entries {
-        match key.get_ref().as_str() {
+    for (key, value) in entries(root.get_ref()) {
+        match key.get_ref().as_ref() {
             "content_trust" => match value.get_ref() {
-                Node::Bool(on) => settings.content_trust = Some((*on, checker.line(&key.span()))),
+                DeValue::Boolean(on) => settings.content_trust = Some((*on, checker.line(&key.span()))),
                 other => checker.error(
                     &value.span(),
                     "content_trust",
-                    format!("expected true or false, found {}", other.kind()),
+                    format!("expected true or false, found {}", kind(other)),
                 ),
             },
             "default" => match checker.string(value, "default") {
@@ -551,7 +484,7 @@ fn parse_file(source: &Source, errors: &mut Vec<PolicyFileError>) -> FileSetting
                 None => {}
             },
             "rule" => match value.get_ref() {
-                Node::Array(rules) => {
+                DeValue::Array(rules) => {
                     for (index, rule) in rules.iter().enumerate() {
                         if let Some((rule, line)) = parse_rule(&mut checker, rule, index) {
                             settings.rules.push((rule, index, line));
@@ -561,7 +494,7 @@ fn parse_file(source: &Source, errors: &mut Vec<PolicyFileError>) -> FileSetting
                 other => checker.error(
                     &value.span(),
                     "rule",
-                    format!("found {}; write each rule as a [[rule]] table (two brackets)", other.kind()),
+                    format!("found {}; write each rule as a [[rule]] table (two brackets)", kind(other)),
                 ),
             },
             other => checker.error(
@@ -575,12 +508,13 @@ fn parse_file(source: &Source, errors: &mut Vec<PolicyFileError>) -> FileSetting
 }
 
 /// One `[[rule]]` table; None (with the errors reported) when it is not usable.
-fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> Option<(Rule, usize)> {
+fn parse_rule(checker: &mut Checker<'_>, node: &Node<'_>, index: usize) -> Option<(Rule, usize)> {
     let prefix = format!("rule[{index}]");
-    let Node::Table(entries) = node.get_ref() else {
-        checker.error(&node.span(), &prefix, format!("expected a [[rule]] table, found {}", node.get_ref().kind()));
+    let DeValue::Table(table) = node.get_ref() else {
+        checker.error(&node.span(), &prefix, format!("expected a [[rule]] table, found {}", kind(node.get_ref())));
         return None;
     };
+    let entries = entries(table);
     let errors_before = checker.errors.len();
     let mut name = None;
     let mut repositories = None;
@@ -588,9 +522,9 @@ fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> 
     let mut signed_by_teams = Vec::new();
     let mut min_signers = 1;
     let mut mode = RuleMode::Enforce;
-    for (key, value) in entries {
+    for &(key, value) in &entries {
         let field = format!("{prefix}.{}", key.get_ref());
-        match key.get_ref().as_str() {
+        match key.get_ref().as_ref() {
             "name" => {
                 if let Some(text) = checker.string(value, &field) {
                     if text.trim().is_empty() {
@@ -614,7 +548,7 @@ fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> 
                         if let Some(text) = checker.string(item, &item_field) {
                             match RepositoryPattern::parse(text) {
                                 Ok(pattern) => patterns.push(pattern),
-                                Err(message) => checker.error(&item.span(), &item_field, message),
+                                Err(error) => checker.error(&item.span(), &item_field, error.to_string()),
                             }
                         }
                     }
@@ -642,7 +576,7 @@ fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> 
                 }
             }
             "signed_by_teams" => match value.get_ref() {
-                Node::Array(items) => {
+                DeValue::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
                         let item_field = format!("{field}[{i}]");
                         if let Some(team) = checker.string(item, &item_field) {
@@ -661,16 +595,19 @@ fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> 
                         }
                     }
                 }
-                other => checker.error(&value.span(), &field, format!("expected a list of team names, found {}", other.kind())),
+                other => checker.error(&value.span(), &field, format!("expected a list of team names, found {}", kind(other))),
             },
             "min_signers" => match value.get_ref() {
-                Node::Integer(n) if *n >= 1 => min_signers = usize::try_from(*n).unwrap_or(usize::MAX),
-                Node::Integer(n) => checker.error(
-                    &value.span(),
-                    &field,
-                    format!("{n}: at least 1 (for images that need no signature, use default = \"allow\" or content_trust = false)"),
-                ),
-                other => checker.error(&value.span(), &field, format!("expected a whole number, found {}", other.kind())),
+                DeValue::Integer(n) => match i64::from_str_radix(n.as_str(), n.radix()) {
+                    Ok(count) if count >= 1 => min_signers = usize::try_from(count).unwrap_or(usize::MAX),
+                    Ok(count) => checker.error(
+                        &value.span(),
+                        &field,
+                        format!("{count}: at least 1 (for images that need no signature, use default = \"allow\" or content_trust = false)"),
+                    ),
+                    Err(_) => checker.error(&value.span(), &field, format!("{n}: too large for a number of signers")),
+                },
+                other => checker.error(&value.span(), &field, format!("expected a whole number, found {}", kind(other))),
             },
             "mode" => match checker.string(value, &field) {
                 Some("enforce") => mode = RuleMode::Enforce,
@@ -685,8 +622,8 @@ fn parse_rule(checker: &mut Checker<'_>, node: &Spanned<Node>, index: usize) -> 
             ),
         }
     }
-    let has_name = entries.iter().any(|(key, _)| key.get_ref() == "name");
-    let has_repositories = entries.iter().any(|(key, _)| key.get_ref() == "repositories");
+    let has_name = table.contains_key("name");
+    let has_repositories = table.contains_key("repositories");
     if !has_name {
         checker.error(&node.span(), format!("{prefix}.name"), "missing; every rule needs a name");
     }
@@ -821,10 +758,12 @@ impl PolicyWatcher {
                     set.files.len(),
                     set.digest
                 );
+                metrics::counter!(POLICY_RELOADS, "outcome" => "loaded").increment(1);
                 *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(set);
                 Ok(true)
             }
             Err(errors) => {
+                metrics::counter!(POLICY_RELOADS, "outcome" => "refused").increment(1);
                 for error in &errors {
                     tracing::error!("policy files refused, version {} stays in force: {error}", current.version);
                 }
@@ -1040,7 +979,8 @@ mode = "warn"
             (rule("signed_by_teams = \"ci\""), "a.toml:4: rule[0].signed_by_teams", "list of team names"),
             (rule("signed_by_teams = [\"ci\", \"Q A\"]"), "a.toml:4: rule[0].signed_by_teams[1]", "team name"),
             (rule("signed_by_teams = [3]"), "a.toml:4: rule[0].signed_by_teams[0]", "expected a string"),
-            (rule("when = 1979-05-27"), "a.toml:4: syntax", "dates and times"),
+            (rule("mode = 1979-05-27"), "a.toml:4: rule[0].mode", "found a date or time"),
+            (rule("min_signers = 99999999999999999999"), "a.toml:4: rule[0].min_signers", "too large"),
             (rule("when = 1"), "a.toml:4: rule[0].when", "unknown key"),
             ("[[rule]]\nname = \"\"\nrepositories = [\"nginx\"]\n".to_string(), "a.toml:2: rule[0].name", "empty"),
             ("[[rule]]\nname = \" a\"\nrepositories = [\"nginx\"]\n".to_string(), "a.toml:2: rule[0].name", "spaces"),
@@ -1057,10 +997,28 @@ mode = "warn"
 
     #[test]
     fn dates_are_not_values() {
-        let errors = errors_of(&[("a.toml", "default = 1979-05-27\n")]);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].line, 1);
-        assert!(!errors[0].message.contains("$__toml"), "{errors:?}");
+        for value in ["1979-05-27", "07:32:00", "1979-05-27T07:32:00Z"] {
+            let (at, message) = one_error(&[("a.toml", &format!("\ndefault = {value}\n"))]);
+            assert_eq!(at, "a.toml:2: default");
+            assert_eq!(message, "expected a string, found a date or time");
+        }
+    }
+
+    #[test]
+    fn integers_in_any_base() {
+        let rule = |count: &str| format!("[[rule]]\nname = \"a\"\nrepositories = [\"nginx\"]\nmin_signers = {count}\n");
+        for (count, expected) in [("2", 2), ("0x3", 3), ("0o4", 4), ("0b101", 5), ("1_0", 10), ("+6", 6)] {
+            let set = PolicySet::from_sources(&[("a.toml", &rule(count))], 1).unwrap();
+            assert_eq!(set.rules[0].min_signers, expected, "{count}");
+        }
+    }
+
+    #[test]
+    fn errors_on_one_line_come_in_the_order_written() {
+        let errors =
+            errors_of(&[("a.toml", "rule = [{ zz = 1, name = \"a\", aa = 2, repositories = [\"nginx\"] }]\n")]);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["rule[0].zz", "rule[0].aa"], "{errors:#?}");
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! - [`verified`] verifies the stored trust data as a careful client would.
 //! - [`decide`] applies the rules, caches decisions and keeps the decision log.
 //! - [`admission`] turns Kubernetes AdmissionReviews into decisions and back.
+//! - [`error`]: [`PolicyError`], why no decision could rest on the trust data.
 
 pub mod admission;
 pub mod decide;
+pub mod error;
 pub mod files;
 pub mod pattern;
 pub mod reference;
@@ -17,15 +19,7 @@ pub mod verified;
 
 use serde::Serialize;
 
-use reference::ReferenceError;
-
-/// Why the policy layer could not answer. A denial is not an error: it is a [`Decision`].
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// The image reference does not parse (a caller's mistake).
-    #[error(transparent)]
-    Reference(#[from] ReferenceError),
-}
+pub use error::PolicyError;
 
 /// What a deploy gate is about to do with an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -121,7 +115,8 @@ impl Decision {
 /// Decides single images; the admission webhook asks it about each image of a workload.
 #[async_trait::async_trait]
 pub trait ImageDecider: Send + Sync {
-    /// Decides `image` for `operation`. A malformed reference is an `Err` with the reason;
-    /// everything else, failures included, is a `Decision` (failures deny).
-    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, String>;
+    /// Decides `image` for `operation`. A malformed reference is [`PolicyError::Reference`];
+    /// the policy engine makes everything else, failures included, a `Decision` (failures
+    /// deny), and the webhook denies an image whose decider fails in any other way.
+    async fn decide(&self, image: &str, operation: Operation, dry_run: bool) -> Result<Decision, PolicyError>;
 }

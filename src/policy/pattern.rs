@@ -32,6 +32,64 @@ use super::reference::{
 /// Longest pattern accepted; GUNs are at most 255 bytes.
 const MAX_PATTERN_LEN: usize = 1024;
 
+/// Why a pattern was refused; the text says what is wrong and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("empty pattern")]
+    Empty,
+    #[error("pattern is {len} bytes long; GUNs are at most 255")]
+    TooLong { len: usize },
+    #[error("pattern {0:?} has surrounding spaces")]
+    SurroundingSpaces(String),
+    #[error("pattern {0:?} names a digest; patterns name repositories: drop the '@...'")]
+    Digest(String),
+    #[error("pattern {0:?} must be lower case, as repository names are")]
+    UpperCase(String),
+    #[error("pattern {0:?}: patterns name repositories, not tags: drop the ':...'")]
+    Tag(String),
+    #[error(
+        "pattern {0:?} names a registry, not a repository (docker would read it as an image on Docker Hub): write \
+         \"{0}/**\" for every repository on it"
+    )]
+    RegistryOnly(String),
+    #[error("pattern {pattern:?}: registry host {host:?}: {problem}")]
+    Host { pattern: String, host: String, problem: HostProblem },
+    #[error("pattern {pattern:?}: {problem}")]
+    Segment { pattern: String, problem: SegmentProblem },
+}
+
+/// What is wrong with the host of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostProblem {
+    #[error("'**' is for paths; in a host '*' matches within one label, so list each depth")]
+    DoubleStar,
+    #[error("IPv6 registry addresses are not supported")]
+    Ipv6,
+    #[error("the port must be a number from 1 to 65535, or '*'")]
+    Port,
+    #[error(
+        "label {0:?}: host labels are 1 to 63 lower-case letters, digits and '-' (not at either end), or '*' \
+         within one label"
+    )]
+    Label(String),
+}
+
+/// What is wrong with a path segment of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentProblem {
+    #[error("empty path segment (a doubled or trailing '/')")]
+    Empty,
+    #[error("segment {0:?}: '**' must be a whole segment; '*' matches within one")]
+    PartialDoubleStar(String),
+    #[error("segment {0:?}: patterns name repositories, not tags: drop the ':...'")]
+    Tag(String),
+    #[error(
+        "segment {0:?}: path segments are lower-case letters and digits joined by '.', '_', '__' or dashes, with \
+         '*' for any characters within the segment"
+    )]
+    Invalid(String),
+}
+
 /// A parsed GUN pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryPattern {
@@ -58,34 +116,31 @@ enum Segment {
 
 impl RepositoryPattern {
     /// Parses a pattern; the error says what is wrong with it and how to write it.
-    pub fn parse(text: &str) -> Result<RepositoryPattern, String> {
+    pub fn parse(text: &str) -> Result<RepositoryPattern, PatternError> {
         if text.is_empty() {
-            return Err("empty pattern".into());
+            return Err(PatternError::Empty);
         }
         if text.len() > MAX_PATTERN_LEN {
-            return Err(format!("pattern is {} bytes long; GUNs are at most 255", text.len()));
+            return Err(PatternError::TooLong { len: text.len() });
         }
         if text.trim() != text {
-            return Err(format!("pattern {text:?} has surrounding spaces"));
+            return Err(PatternError::SurroundingSpaces(text.into()));
         }
         if text == "**" {
             return Ok(RepositoryPattern { text: text.into(), host: HostPattern::Any, path: vec![Segment::AnyDepth] });
         }
         if text.contains('@') {
-            return Err(format!("pattern {text:?} names a digest; patterns name repositories: drop the '@...'"));
+            return Err(PatternError::Digest(text.into()));
         }
         if text.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(format!("pattern {text:?} must be lower case, as repository names are"));
+            return Err(PatternError::UpperCase(text.into()));
         }
         let (host, path) = match text.split_once('/') {
             None if text.split_once(':').is_some_and(|(_, after)| !after.bytes().all(|b| b.is_ascii_digit())) => {
-                return Err(format!("pattern {text:?}: patterns name repositories, not tags: drop the ':...'"));
+                return Err(PatternError::Tag(text.into()));
             }
             None if text == "localhost" || text.contains(['.', ':']) => {
-                return Err(format!(
-                    "pattern {text:?} names a registry, not a repository (docker would read it as an image \
-                     on Docker Hub): write \"{text}/**\" for every repository on it"
-                ));
+                return Err(PatternError::RegistryOnly(text.into()));
             }
             None => (DOCKER_HUB, text),
             Some((first, rest)) if is_registry_component(first) => {
@@ -97,9 +152,15 @@ impl RepositoryPattern {
         if host == DOCKER_HUB && !path.contains('/') && path != "**" {
             segments.push(Segment::Glob(OFFICIAL_NAMESPACE.into()));
         }
-        let host = parse_host(host).map_err(|reason| format!("pattern {text:?}: registry host {host:?}: {reason}"))?;
+        let host = parse_host(host).map_err(|problem| PatternError::Host {
+            pattern: text.into(),
+            host: host.into(),
+            problem,
+        })?;
         for segment in path.split('/') {
-            segments.push(parse_segment(segment).map_err(|reason| format!("pattern {text:?}: {reason}"))?);
+            segments.push(
+                parse_segment(segment).map_err(|problem| PatternError::Segment { pattern: text.into(), problem })?,
+            );
         }
         Ok(RepositoryPattern { text: text.into(), host, path: segments })
     }
@@ -176,12 +237,12 @@ fn host_parts(host: &str) -> Vec<&str> {
     parts
 }
 
-fn parse_host(host: &str) -> Result<HostPattern, String> {
+fn parse_host(host: &str) -> Result<HostPattern, HostProblem> {
     if host.contains("**") {
-        return Err("'**' is for paths; in a host '*' matches within one label, so list each depth".into());
+        return Err(HostProblem::DoubleStar);
     }
     if host.starts_with('[') {
-        return Err("IPv6 registry addresses are not supported".into());
+        return Err(HostProblem::Ipv6);
     }
     let (name, port) = match host.split_once(':') {
         Some((name, port)) => (name, Some(port)),
@@ -191,7 +252,7 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         && port != "*"
         && !valid_port(port)
     {
-        return Err("the port must be a number from 1 to 65535, or '*'".into());
+        return Err(HostProblem::Port);
     }
     for label in name.split('.') {
         let valid = if label.contains('*') {
@@ -201,27 +262,24 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
             valid_host_label(label)
         };
         if !valid {
-            return Err(format!(
-                "label {label:?}: host labels are 1 to 63 lower-case letters, digits and '-' (not at either end), \
-                 or '*' within one label"
-            ));
+            return Err(HostProblem::Label(label.into()));
         }
     }
     Ok(HostPattern::Labels(host_parts(host).into_iter().map(str::to_string).collect()))
 }
 
-fn parse_segment(segment: &str) -> Result<Segment, String> {
+fn parse_segment(segment: &str) -> Result<Segment, SegmentProblem> {
     if segment.is_empty() {
-        return Err("empty path segment (a doubled or trailing '/')".into());
+        return Err(SegmentProblem::Empty);
     }
     if segment == "**" {
         return Ok(Segment::AnyDepth);
     }
     if segment.contains("**") {
-        return Err(format!("segment {segment:?}: '**' must be a whole segment; '*' matches within one"));
+        return Err(SegmentProblem::PartialDoubleStar(segment.into()));
     }
     if segment.contains(':') {
-        return Err(format!("segment {segment:?}: patterns name repositories, not tags: drop the ':...'"));
+        return Err(SegmentProblem::Tag(segment.into()));
     }
     let valid = if segment.contains('*') {
         segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'*'))
@@ -229,10 +287,7 @@ fn parse_segment(segment: &str) -> Result<Segment, String> {
         valid_path_component(segment)
     };
     if !valid {
-        return Err(format!(
-            "segment {segment:?}: path segments are lower-case letters and digits joined by '.', '_', '__' or \
-             dashes, with '*' for any characters within the segment"
-        ));
+        return Err(SegmentProblem::Invalid(segment.into()));
     }
     Ok(Segment::Glob(segment.into()))
 }
@@ -422,7 +477,7 @@ mod tests {
         ] {
             match RepositoryPattern::parse(text) {
                 Ok(parsed) => panic!("{text:?} was accepted as {}", parsed.normalized()),
-                Err(message) => assert!(message.contains(hint), "{text:?}: {message}"),
+                Err(error) => assert!(error.to_string().contains(hint), "{text:?}: {error}"),
             }
         }
     }

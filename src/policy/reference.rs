@@ -105,15 +105,7 @@ pub enum ReferenceError {
 
 /// Shortens text echoed in an error, so a huge reference does not make a huge message.
 fn shown(text: &str) -> String {
-    const LIMIT: usize = 300;
-    if text.len() <= LIMIT {
-        return text.to_string();
-    }
-    let mut end = LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
+    crate::text::truncate_with_ellipsis(text, 300)
 }
 
 impl ImageReference {

@@ -2,7 +2,7 @@
 //! what it downloads (DESIGN §6 step 2): never trusting the database blindly.
 //!
 //! Root, timestamp, snapshot and targets are on the path to every answer: a failure there
-//! is an `Err` (the check denies). A delegation that fails is set aside as broken, with
+//! is [`PolicyError::Unverified`] (the check denies). A delegation that fails is set aside as broken, with
 //! its reason; whether that denies depends on whether the answer rests on it.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use ring::digest;
 use time::OffsetDateTime;
 
+use super::PolicyError;
 use crate::tuf::verify::{valid_root_keys, valid_signers};
 use crate::tuf::{BaseRole, FileMeta, Gun, PublicKey, RoleName, SignedFile};
 
@@ -38,22 +39,36 @@ impl VerifiedRole {
     }
 
     /// The SHA-256 this role lists for target `name`, if it lists it within its paths.
-    pub fn target_sha256(&self, name: &str) -> Option<Result<String, String>> {
+    pub fn target_sha256(&self, name: &str) -> Option<Result<String, PolicyError>> {
         let meta = self.file.targets()?.targets.get(name)?;
         if !self.admits(name) {
             return None;
         }
-        Some(target_digest(meta).map_err(|why| format!("{} lists {name} {why}", self.file.role)))
+        Some(target_digest(meta).map_err(|problem| PolicyError::MalformedTarget {
+            role: self.file.role.to_string(),
+            target: name.to_owned(),
+            problem,
+        }))
     }
+}
+
+/// What is wrong with a target entry that names no usable digest (catalogue PC-15). Its
+/// text completes "`<role>` lists `<target>` …".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TargetProblem {
+    #[error("with length {0}")]
+    Length(i64),
+    #[error("without a valid sha256 hash")]
+    NoSha256,
 }
 
 /// The SHA-256 of a target entry, if it has a well-formed one and a positive length
 /// (catalogue PC-15).
-pub fn target_digest(meta: &FileMeta) -> Result<String, String> {
+pub fn target_digest(meta: &FileMeta) -> Result<String, TargetProblem> {
     match meta.hashes.get("sha256") {
         Some(hash) if hash.len() == 32 && meta.length > 0 => Ok(hex::encode(hash)),
-        Some(hash) if hash.len() == 32 => Err(format!("with length {}", meta.length)),
-        _ => Err("without a valid sha256 hash".into()),
+        Some(hash) if hash.len() == 32 => Err(TargetProblem::Length(meta.length)),
+        _ => Err(TargetProblem::NoSha256),
     }
 }
 
@@ -155,8 +170,13 @@ fn verify_roots(input: &TrustInput<'_>) -> Result<(), String> {
     check_signed(current, keys, root.role(BaseRole::Root).threshold, input.now).map(drop)
 }
 
-/// Verifies everything a decision may rest on.
-pub fn verify(input: &TrustInput<'_>) -> Result<VerifiedRepo, String> {
+/// Verifies everything a decision may rest on; a failure is [`PolicyError::Unverified`].
+pub fn verify(input: &TrustInput<'_>) -> Result<VerifiedRepo, PolicyError> {
+    verify_repo(input).map_err(|reason| PolicyError::Unverified { gun: input.gun.to_string(), reason })
+}
+
+/// [`verify`], with the failure as the reason a client would give.
+fn verify_repo(input: &TrustInput<'_>) -> Result<VerifiedRepo, String> {
     if !input.current.contains_key(&BaseRole::Root.name()) {
         return Err(format!("{} has no trust data", input.gun));
     }

@@ -44,8 +44,8 @@ pub struct TeamRecord {
 }
 
 /// A grant of `access` ("read", "write" or "admin") on `repository` (a GUN or
-/// `prefix/*`) to a user or a team.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `prefix/*`) to a user or a team. Its columns are its fields, in any engine.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GrantRecord {
     pub repository: String,
     /// "user" or "team".

@@ -375,17 +375,39 @@ pub fn init_parts(repo: &mut TestRepo) -> Vec<(String, Bytes)> {
 // Signing policies (DESIGN §6)
 
 /// Writes policy files ((file name, TOML)) into `dir`, making it if needed.
-pub fn write_policies(dir: &std::path::Path, files: &[(&str, &str)]) {
+pub fn write_policies(dir: &std::path::Path, files: &[(impl AsRef<str>, impl AsRef<str>)]) {
     std::fs::create_dir_all(dir).unwrap();
     for (name, text) in files {
-        std::fs::write(dir.join(name), text).unwrap();
+        std::fs::write(dir.join(name.as_ref()), text.as_ref()).unwrap();
     }
+}
+
+/// The shipped `policies/<name>` (say `default.toml`), as in the repository.
+pub fn shipped_policy(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The shipped `policies/examples/<name>.toml`.
+pub fn example_policy(name: &str) -> String {
+    shipped_policy(&format!("examples/{name}.toml"))
+}
+
+/// A policies folder made as the examples say: the shipped `default.toml` (content trust
+/// on, default deny) with `examples/<name>.toml` copied next to it, as `<name>.toml`.
+/// `with_example("ci-only")` is the seed's policy (003): production images need a
+/// signature by a member of team ci.
+pub fn with_example(name: &str) -> Vec<(String, String)> {
+    vec![("default.toml".to_owned(), shipped_policy("default.toml")), (format!("{name}.toml"), example_policy(name))]
 }
 
 impl TestServer {
     /// A server with the bootstrap admin (as [`TestServer::with_admin_and`]) whose policies
     /// folder (`<dir>/policies`) holds `files` ((file name, TOML)) before it starts.
-    pub async fn with_policies(files: &[(&str, &str)], configure: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn with_policies(
+        files: &[(impl AsRef<str>, impl AsRef<str>)],
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let tempdir = tempfile::tempdir().unwrap();
         let dir = tempdir.path().to_path_buf();
         write_policies(&dir.join("policies"), files);
@@ -416,17 +438,3 @@ impl TestServer {
         server
     }
 }
-
-/// The seed's policy (003): production images need a signature by a member of team ci.
-pub const CI_POLICY: &str = r#"
-content_trust = true
-default = "deny"
-
-[[rule]]
-name = "production needs CI"
-repositories = ["registry.example.com/prod/**"]
-operations = ["pull", "run", "service-create"]
-signed_by_teams = ["ci"]
-min_signers = 1
-mode = "enforce"
-"#;

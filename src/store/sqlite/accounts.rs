@@ -1,14 +1,14 @@
 //! `AccountStore` on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 use time::OffsetDateTime;
 
 use super::SqliteStore;
+use super::rows::{AuditRow, RepositorySettingsRow, TokenRow, UserKeyRow, UserRow};
 use crate::store::{
     AccountSnapshot, AccountStore, AuditRecord, GrantRecord, RepositoryRegistration, RepositorySettings, StoreError,
-    StoreResult, TeamRecord, TokenRecord, UserChange, UserKeyRecord, UserRecord, from_nanos, to_nanos,
+    StoreResult, TeamRecord, TokenRecord, UserChange, UserKeyRecord, UserRecord, to_nanos,
 };
 
 pub(crate) async fn insert_audit(conn: &mut SqliteConnection, record: &AuditRecord) -> StoreResult<()> {
@@ -70,34 +70,6 @@ fn exists_error(e: sqlx::Error, what: impl Into<String>) -> StoreError {
     }
 }
 
-fn user_key(row: &SqliteRow) -> Result<UserKeyRecord, sqlx::Error> {
-    Ok(UserKeyRecord {
-        key_id: row.try_get("key_id")?,
-        canonical_key_id: row.try_get("canonical_key_id")?,
-        user: row.try_get("user_name")?,
-        public_sha256: row.try_get("public_sha256")?,
-        certificate_pem: row.try_get("certificate_pem")?,
-        label: row.try_get("label")?,
-        issued: row.try_get("issued")?,
-        created_at: from_nanos(row.try_get("created_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_nanos),
-    })
-}
-
-fn token(row: &SqliteRow) -> Result<TokenRecord, sqlx::Error> {
-    let scopes: String = row.try_get("scopes")?;
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        user: row.try_get("user_name")?,
-        name: row.try_get("name")?,
-        digest: row.try_get("digest")?,
-        scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        created_at: from_nanos(row.try_get("created_at")?),
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_nanos),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_nanos),
-    })
-}
-
 // Macros rather than constants: sqlx takes only static query strings, which `concat!` makes.
 macro_rules! user_key_columns {
     () => {
@@ -115,63 +87,42 @@ impl AccountStore for SqliteStore {
     async fn account_snapshot(&self) -> StoreResult<AccountSnapshot> {
         // One read transaction: the four tables agree with each other.
         let mut tx = self.reader.begin().await?;
-        let users = sqlx::query("SELECT name, password_hash, admin, disabled, created_at FROM users ORDER BY name")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(UserRecord {
-                    name: row.try_get("name")?,
-                    password_hash: row.try_get("password_hash")?,
-                    admin: row.try_get("admin")?,
-                    disabled: row.try_get("disabled")?,
-                    created_at: from_nanos(row.try_get("created_at")?),
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let users = sqlx::query_as::<_, UserRow>(
+            "SELECT name, password_hash, admin, disabled, created_at FROM users ORDER BY name",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(UserRecord::from)
+        .collect();
         let mut teams: Vec<TeamRecord> = sqlx::query_scalar::<_, String>("SELECT name FROM teams ORDER BY name")
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .map(|name| TeamRecord { name, members: Vec::new() })
             .collect();
-        for row in
-            sqlx::query("SELECT team, user_name FROM team_members ORDER BY team, user_name").fetch_all(&mut *tx).await?
-        {
-            let team: String = row.try_get("team")?;
+        let members: Vec<(String, String)> =
+            sqlx::query_as("SELECT team, user_name FROM team_members ORDER BY team, user_name")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (team, user) in members {
             if let Some(entry) = teams.iter_mut().find(|t| t.name == team) {
-                entry.members.push(row.try_get("user_name")?);
+                entry.members.push(user);
             }
         }
-        let grants = sqlx::query(
+        let grants = sqlx::query_as::<_, GrantRecord>(
             "SELECT repository, subject_kind, subject, access FROM grants ORDER BY repository, subject_kind, subject",
         )
         .fetch_all(&mut *tx)
+        .await?;
+        let repositories = sqlx::query_as::<_, RepositorySettingsRow>(
+            "SELECT gun, public, created_by, created_at FROM repository_settings ORDER BY gun",
+        )
+        .fetch_all(&mut *tx)
         .await?
-        .iter()
-        .map(|row| {
-            Ok(GrantRecord {
-                repository: row.try_get("repository")?,
-                subject_kind: row.try_get("subject_kind")?,
-                subject: row.try_get("subject")?,
-                access: row.try_get("access")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let repositories =
-            sqlx::query("SELECT gun, public, created_by, created_at FROM repository_settings ORDER BY gun")
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(RepositorySettings {
-                        gun: row.try_get("gun")?,
-                        public: row.try_get("public")?,
-                        created_by: row.try_get("created_by")?,
-                        created_at: from_nanos(row.try_get("created_at")?),
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .into_iter()
+        .map(RepositorySettings::from)
+        .collect();
         Ok(AccountSnapshot { users, teams, grants, repositories })
     }
 
@@ -315,7 +266,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn user_keys(&self, user: &str) -> StoreResult<Vec<UserKeyRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query_as::<_, UserKeyRow>(concat!(
             "SELECT ",
             user_key_columns!(),
             " FROM user_keys WHERE user_name = ? ORDER BY created_at, key_id"
@@ -323,11 +274,11 @@ impl AccountStore for SqliteStore {
         .bind(user)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(user_key).collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().map(UserKeyRecord::from).collect())
     }
 
     async fn user_key_by_public(&self, public_sha256: &str) -> StoreResult<Option<UserKeyRecord>> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as::<_, UserKeyRow>(concat!(
             "SELECT ",
             user_key_columns!(),
             " FROM user_keys WHERE public_sha256 = ? AND revoked_at IS NULL
@@ -336,7 +287,7 @@ impl AccountStore for SqliteStore {
         .bind(public_sha256)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(user_key).transpose()?)
+        Ok(row.map(UserKeyRecord::from))
     }
 
     async fn revoke_user_key(&self, user: &str, key_id: &str, audit: &AuditRecord) -> StoreResult<bool> {
@@ -369,15 +320,15 @@ impl AccountStore for SqliteStore {
     }
 
     async fn token_by_digest(&self, digest: &[u8]) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE digest = ?"))
+        let row = sqlx::query_as::<_, TokenRow>(concat!("SELECT ", token_columns!(), " FROM tokens WHERE digest = ?"))
             .bind(digest)
             .fetch_optional(&self.reader)
             .await?;
-        Ok(row.as_ref().map(token).transpose()?)
+        Ok(row.map(TokenRecord::from))
     }
 
     async fn tokens(&self, user: Option<&str>) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query_as::<_, TokenRow>(concat!(
             "SELECT ",
             token_columns!(),
             " FROM tokens WHERE (?1 IS NULL OR user_name = ?1) ORDER BY created_at, id"
@@ -385,7 +336,7 @@ impl AccountStore for SqliteStore {
         .bind(user)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(token).collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().map(TokenRecord::from).collect())
     }
 
     async fn revoke_token(&self, id: &str, audit: &AuditRecord) -> StoreResult<bool> {
@@ -404,34 +355,20 @@ impl AccountStore for SqliteStore {
     }
 
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, AuditRow>(
             "SELECT at, actor, action, repository, detail, remote_addr FROM audit_log ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let detail: String = row.try_get("detail")?;
-                Ok(AuditRecord {
-                    at: from_nanos(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    repository: row.try_get("repository")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                    remote_addr: row.try_get("remote_addr")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        Ok(rows.into_iter().map(AuditRecord::from).collect())
     }
 
     async fn server_certificate(&self, name: &str) -> StoreResult<Option<(String, String)>> {
-        let row = sqlx::query("SELECT key_id, certificate_pem FROM server_certificates WHERE name = ?")
+        Ok(sqlx::query_as("SELECT key_id, certificate_pem FROM server_certificates WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get("key_id")?, r.try_get("certificate_pem")?))).transpose()?)
+            .await?)
     }
 
     async fn insert_server_certificate(

@@ -1,10 +1,10 @@
 //! `DecisionStore` on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::SqliteStore;
-use crate::store::{DecisionRecord, DecisionStore, StoreError, StoreResult, from_nanos, to_nanos};
+use super::rows::DecisionRow;
+use crate::store::{DecisionRecord, DecisionStore, StoreResult, to_nanos};
 
 #[async_trait]
 impl DecisionStore for SqliteStore {
@@ -37,7 +37,7 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn decisions(&self, image: Option<&str>, limit: i64) -> StoreResult<Vec<DecisionRecord>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, DecisionRow>(
             "SELECT at, requester, image, operation, digest, allowed, rule, reasons, dry_run, trust_versions
              FROM decisions WHERE (?1 IS NULL OR image = ?1) ORDER BY id DESC LIMIT ?2",
         )
@@ -45,24 +45,6 @@ impl DecisionStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let reasons: String = row.try_get("reasons")?;
-                let versions: String = row.try_get("trust_versions")?;
-                Ok(DecisionRecord {
-                    at: from_nanos(row.try_get("at")?),
-                    requester: row.try_get("requester")?,
-                    image: row.try_get("image")?,
-                    operation: row.try_get("operation")?,
-                    digest: row.try_get("digest")?,
-                    allowed: row.try_get("allowed")?,
-                    rule: row.try_get("rule")?,
-                    reasons: serde_json::from_str(&reasons).unwrap_or_default(),
-                    dry_run: row.try_get("dry_run")?,
-                    trust_versions: serde_json::from_str(&versions).unwrap_or_default(),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        Ok(rows.into_iter().map(DecisionRecord::from).collect())
     }
 }

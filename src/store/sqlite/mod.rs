@@ -13,19 +13,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, sqlite::SqliteRow};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 mod accounts;
 mod decisions;
+mod rows;
 
 pub(crate) use accounts::insert_audit;
+use rows::{ChangeRow, FileRow, KekRow, SealedKeyRow};
 
 use super::{
-    AuditRecord, Change, ChangeCategory, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord,
+    AuditRecord, Change, ChangeQuery, Commit, CurrentFiles, DEFAULT_CHANGE_PAGE, FileRecord, KekRecord,
     MAX_CHANGE_PAGE, MetadataStore, PoolStatus, RepositorySummary, SealedKey, SealedKeyStore, StoreError, StoreResult,
     from_nanos, to_nanos,
 };
@@ -105,43 +105,6 @@ fn rand_suffix() -> String {
     let mut bytes = [0u8; 8];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok();
     hex::encode(bytes)
-}
-
-fn file_record(row: &SqliteRow) -> Result<FileRecord, sqlx::Error> {
-    Ok(FileRecord {
-        role: row.try_get("role")?,
-        version: row.try_get("version")?,
-        sha256: row.try_get("sha256")?,
-        data: Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
-        created_at: from_nanos(row.try_get("created_at")?),
-    })
-}
-
-fn change_record(row: &SqliteRow) -> Result<Change, sqlx::Error> {
-    let category: String = row.try_get("category")?;
-    Ok(Change {
-        id: row.try_get("id")?,
-        created_at: from_nanos(row.try_get("created_at")?),
-        gun: row.try_get("gun")?,
-        version: row.try_get("version")?,
-        sha256: row.try_get("sha256")?,
-        category: if category == "deletion" { ChangeCategory::Deletion } else { ChangeCategory::Update },
-    })
-}
-
-fn sealed_key(row: &SqliteRow) -> Result<SealedKey, sqlx::Error> {
-    Ok(SealedKey {
-        key_id: row.try_get("key_id")?,
-        gun: row.try_get("gun")?,
-        role: row.try_get("role")?,
-        algorithm: row.try_get("algorithm")?,
-        public: row.try_get("public")?,
-        sealed: row.try_get("sealed")?,
-        nonce: row.try_get("nonce")?,
-        kek_id: row.try_get("kek_id")?,
-        created_at: from_nanos(row.try_get("created_at")?),
-        last_used: row.try_get::<Option<i64>, _>("last_used")?.map(from_nanos),
-    })
 }
 
 /// A commit waiting for the writer, and where its outcome goes.
@@ -308,19 +271,19 @@ impl MetadataStore for SqliteStore {
             .bind(gun)
             .fetch_optional(&self.reader)
             .await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, FileRow>(
             "SELECT role, version, sha256, data, created_at FROM tuf_files t
              WHERE gun = ?1 AND version = (SELECT MAX(version) FROM tuf_files WHERE gun = ?1 AND role = t.role)",
         )
         .bind(gun)
         .fetch_all(&self.reader)
         .await?;
-        let files = rows.iter().map(file_record).collect::<Result<_, _>>()?;
+        let files = rows.into_iter().map(FileRecord::from).collect();
         Ok(CurrentFiles { generation: generation.unwrap_or(0), files })
     }
 
     async fn by_version(&self, gun: &str, role: &str, version: i64) -> StoreResult<Option<FileRecord>> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, FileRow>(
             "SELECT role, version, sha256, data, created_at FROM tuf_files WHERE gun = ? AND role = ? AND version = ?",
         )
         .bind(gun)
@@ -328,11 +291,11 @@ impl MetadataStore for SqliteStore {
         .bind(version)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(file_record).transpose()?)
+        Ok(row.map(FileRecord::from))
     }
 
     async fn by_checksum(&self, gun: &str, role: &str, sha256: &str) -> StoreResult<Option<FileRecord>> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, FileRow>(
             "SELECT role, version, sha256, data, created_at FROM tuf_files
              WHERE gun = ? AND role = ? AND sha256 = ? ORDER BY version DESC LIMIT 1",
         )
@@ -341,7 +304,7 @@ impl MetadataStore for SqliteStore {
         .bind(sha256)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(file_record).transpose()?)
+        Ok(row.map(FileRecord::from))
     }
 
     async fn commit(&self, commit: Commit) -> StoreResult<i64> {
@@ -392,14 +355,14 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn archived_root(&self, gun: &str) -> StoreResult<Option<FileRecord>> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, FileRow>(
             "SELECT role, version, sha256, data, created_at FROM tuf_files_archive WHERE gun = ? AND role = 'root'
              ORDER BY deletion_id DESC, version DESC LIMIT 1",
         )
         .bind(gun)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(file_record).transpose()?)
+        Ok(row.map(FileRecord::from))
     }
 
     async fn repositories(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<RepositorySummary>> {
@@ -435,8 +398,13 @@ impl MetadataStore for SqliteStore {
             "SELECT id, created_at, gun, version, sha256, category FROM changefeed
              WHERE (?1 IS NULL OR gun = ?1) AND id > ?2 ORDER BY id ASC LIMIT ?3"
         };
-        let rows = sqlx::query(sql).bind(gun).bind(query.change_id).bind(limit).fetch_all(&self.reader).await?;
-        Ok(rows.iter().map(change_record).collect::<Result<_, _>>()?)
+        let rows = sqlx::query_as::<_, ChangeRow>(sql)
+            .bind(gun)
+            .bind(query.change_id)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(Change::from).collect())
     }
 
     async fn health(&self) -> StoreResult<()> {
@@ -448,14 +416,14 @@ impl MetadataStore for SqliteStore {
 #[async_trait]
 impl SealedKeyStore for SqliteStore {
     async fn keys_for(&self, gun: &str) -> StoreResult<Vec<SealedKey>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, SealedKeyRow>(
             "SELECT key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used
              FROM private_keys WHERE gun = ? ORDER BY created_at, key_id",
         )
         .bind(gun)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(sealed_key).collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().map(SealedKey::from).collect())
     }
 
     async fn insert_key(&self, key: SealedKey, audit: Option<&AuditRecord>) -> StoreResult<()> {
@@ -484,25 +452,12 @@ impl SealedKeyStore for SqliteStore {
     }
 
     async fn keks(&self) -> StoreResult<Vec<KekRecord>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, KekRow>(
             "SELECT id, salt, m_cost, t_cost, p_cost, check_value, created_at FROM keks ORDER BY created_at",
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(KekRecord {
-                    id: row.try_get("id")?,
-                    salt: row.try_get("salt")?,
-                    m_cost: row.try_get::<i64, _>("m_cost")? as u32,
-                    t_cost: row.try_get::<i64, _>("t_cost")? as u32,
-                    p_cost: row.try_get::<i64, _>("p_cost")? as u32,
-                    check_value: row.try_get("check_value")?,
-                    created_at: from_nanos(row.try_get("created_at")?),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        Ok(rows.into_iter().map(KekRecord::from).collect())
     }
 
     async fn insert_kek(&self, kek: KekRecord) -> StoreResult<()> {
@@ -522,14 +477,14 @@ impl SealedKeyStore for SqliteStore {
     }
 
     async fn keys_not_under(&self, kek_id: &str) -> StoreResult<Vec<SealedKey>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, SealedKeyRow>(
             "SELECT key_id, gun, role, algorithm, public, sealed, nonce, kek_id, created_at, last_used
              FROM private_keys WHERE kek_id <> ? ORDER BY created_at, key_id",
         )
         .bind(kek_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(sealed_key).collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().map(SealedKey::from).collect())
     }
 
     async fn reseal_key(&self, key_id: &str, old_kek_id: &str, resealed: &SealedKey) -> StoreResult<bool> {
@@ -546,20 +501,17 @@ impl SealedKeyStore for SqliteStore {
     }
 
     async fn key_counts_by_kek(&self) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT kek_id, COUNT(*) AS n FROM private_keys GROUP BY kek_id")
+        Ok(sqlx::query_as("SELECT kek_id, COUNT(*) AS n FROM private_keys GROUP BY kek_id")
             .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("kek_id")?, row.try_get("n")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AccountStore, NewFile};
+    use crate::store::{AccountStore, ChangeCategory, NewFile};
+    use bytes::Bytes;
 
     fn file(role: &str, version: i64, data: &str) -> NewFile {
         NewFile { role: role.into(), version, sha256: format!("{role}-{version}"), data: Bytes::from(data.to_owned()) }
@@ -678,6 +630,129 @@ mod tests {
         assert_eq!((stale.generation, stale.files.len()), (1, 1));
         assert_eq!(store.changes(None, ChangeQuery { change_id: 0, records: 1000 }).await.unwrap().len(), 39);
         assert_eq!(store.current("gun-39").await.unwrap().files[0].data, Bytes::from("gun-39"));
+    }
+
+    /// Every record type reads back as it was written: the row structs and their
+    /// conversions (nanosecond times, JSON text, space-separated scopes) lose nothing.
+    #[tokio::test]
+    async fn records_read_back_as_written() {
+        use crate::store::{
+            AccountStore, AuditRecord, DecisionRecord, DecisionStore, GrantRecord, RepositorySettings, TeamRecord,
+            TokenRecord, UserKeyRecord, UserRecord,
+        };
+        let store = SqliteStore::in_memory().await.unwrap();
+        let at = OffsetDateTime::now_utc();
+        let later = at + time::Duration::days(1);
+        let audit = AuditRecord {
+            at,
+            actor: "root".into(),
+            action: "test".into(),
+            repository: Some("g".into()),
+            detail: serde_json::json!({ "n": 1 }),
+            remote_addr: "127.0.0.1".into(),
+        };
+
+        let kek = KekRecord {
+            id: "kek-1".into(),
+            salt: vec![1, 2],
+            m_cost: 65536,
+            t_cost: 3,
+            p_cost: 4,
+            check_value: vec![9],
+            created_at: at,
+        };
+        store.insert_kek(kek.clone()).await.unwrap();
+        assert_eq!(store.keks().await.unwrap(), [kek]);
+        let key = SealedKey {
+            key_id: "k1".into(),
+            gun: "g".into(),
+            role: "snapshot".into(),
+            algorithm: "ecdsa".into(),
+            public: vec![1],
+            sealed: vec![2],
+            nonce: vec![3],
+            kek_id: "kek-1".into(),
+            created_at: at,
+            last_used: Some(later),
+        };
+        store.insert_key(key.clone(), None).await.unwrap();
+        assert_eq!(store.keys_for("g").await.unwrap(), std::slice::from_ref(&key));
+        assert_eq!(store.keys_not_under("kek-2").await.unwrap(), [key]);
+        assert_eq!(store.key_counts_by_kek().await.unwrap(), [("kek-1".to_owned(), 1)]);
+
+        let user = UserRecord {
+            name: "alice".into(),
+            password_hash: "$argon2id$x".into(),
+            admin: true,
+            disabled: false,
+            created_at: at,
+        };
+        store.insert_user(user.clone(), &audit).await.unwrap();
+        store.insert_team("ci", at, &audit).await.unwrap();
+        store.set_membership("ci", "alice", true, at, &audit).await.unwrap();
+        let grant = GrantRecord {
+            repository: "g".into(),
+            subject_kind: "team".into(),
+            subject: "ci".into(),
+            access: "write".into(),
+        };
+        store.put_grant(&grant, at, &audit).await.unwrap();
+        let settings =
+            RepositorySettings { gun: "g".into(), public: false, created_by: "alice".into(), created_at: at };
+        store.set_visibility(&settings, &audit).await.unwrap();
+        let snapshot = store.account_snapshot().await.unwrap();
+        assert_eq!(snapshot.users, [user]);
+        assert_eq!(snapshot.teams, [TeamRecord { name: "ci".into(), members: vec!["alice".into()] }]);
+        assert_eq!(snapshot.grants, [grant]);
+        assert_eq!(snapshot.repositories, [settings]);
+
+        let user_key = UserKeyRecord {
+            key_id: "uk1".into(),
+            canonical_key_id: "ck1".into(),
+            user: "alice".into(),
+            public_sha256: "ab".into(),
+            certificate_pem: "PEM".into(),
+            label: "laptop".into(),
+            issued: true,
+            created_at: at,
+            revoked_at: None,
+        };
+        store.insert_user_key(&user_key, &audit).await.unwrap();
+        assert_eq!(store.user_keys("alice").await.unwrap(), std::slice::from_ref(&user_key));
+        assert_eq!(store.user_key_by_public("ab").await.unwrap(), Some(user_key));
+
+        let token = TokenRecord {
+            id: "t1".into(),
+            user: "alice".into(),
+            name: "gate".into(),
+            digest: vec![7; 32],
+            scopes: vec!["policy".into(), "read".into()],
+            created_at: at,
+            expires_at: Some(later),
+            revoked_at: None,
+        };
+        store.insert_token(&token, &audit).await.unwrap();
+        assert_eq!(store.token_by_digest(&[7; 32]).await.unwrap(), Some(token.clone()));
+        assert_eq!(store.tokens(Some("alice")).await.unwrap(), [token]);
+
+        assert!(store.audit_log(100).await.unwrap().iter().all(|record| *record == audit));
+        assert!(store.insert_server_certificate("tls", "k", "PEM", at).await.unwrap());
+        assert_eq!(store.server_certificate("tls").await.unwrap(), Some(("k".to_owned(), "PEM".to_owned())));
+
+        let decision = DecisionRecord {
+            at,
+            requester: "gate".into(),
+            image: "docker.io/library/nginx:latest".into(),
+            operation: "run".into(),
+            digest: Some("sha256:00".into()),
+            allowed: false,
+            rule: None,
+            reasons: vec!["no".into(), "never".into()],
+            dry_run: true,
+            trust_versions: serde_json::json!({ "root": 1 }),
+        };
+        store.insert_decisions(std::slice::from_ref(&decision)).await.unwrap();
+        assert_eq!(store.decisions(None, 10).await.unwrap(), [decision]);
     }
 
     #[tokio::test]
