@@ -24,6 +24,12 @@
 //! an error. The load generator shares the process and the machine's cores with the
 //! server, so rates understate what a separate server would do. The last line,
 //! `RESULT {...}`, repeats the figures as JSON.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a load generator: a failed set-up ends the run"
+)]
 
 #[path = "../tests/test_app/mod.rs"]
 mod test_app;

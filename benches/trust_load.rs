@@ -23,6 +23,12 @@
 //!
 //! Each run uses new repositories (`<namespace>/app-<run id>-<n>`): notary-server's
 //! memory store keeps data until restart and notarius keeps it on disk.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a load generator: a failed set-up ends the run"
+)]
 
 #[path = "../tests/test_app/mod.rs"]
 mod test_app;

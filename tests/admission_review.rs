@@ -7,6 +7,7 @@
 //! ReplicaSets, StatefulSets, DaemonSets and ReplicationControllers are built from the
 //! k8s-openapi types around that template. Extra containers are added to the kubectl JSON.
 //! Without kubectl on PATH the tests are skipped, unless `NOTARIUS_REQUIRE_EXTERNAL=1`.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod external;
 

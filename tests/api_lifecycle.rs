@@ -1,5 +1,6 @@
 //! A repository's life over a real socket: key rotations, delegations, empty publishes,
 //! concurrent publishers, and renewal of server-signed files on read.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

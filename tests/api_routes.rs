@@ -1,5 +1,6 @@
 //! Every notary-server route over a real TLS socket: bodies, status codes, content types
 //! and caching headers as the reference server answers them (spec §1, §6, §7, §9, §10).
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

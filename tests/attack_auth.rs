@@ -7,6 +7,7 @@
 //! Callers act as the real clients do: a registry token from
 //! `GET /auth/token?service=notarius&scope=repository:<gun>:push,pull` with Basic
 //! credentials, sent as `Authorization: Bearer`.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

@@ -2,6 +2,7 @@
 //! malformed multipart, abusive role names and GUNs. Each refusal uses Notary's code (413
 //! for size), leaves every stored byte as it was, and the next honest publish succeeds.
 //! Test names carry the catalogue IDs.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

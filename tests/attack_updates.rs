@@ -1,6 +1,7 @@
 //! Attack catalogue §5.1–§5.5 and §5.9–§5.12 (P0): uploads that must be refused with
 //! Notary's code in Notary's envelope, leaving every stored byte as it was, after which
 //! an honest publish still succeeds. Test names carry the catalogue IDs.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

@@ -1,5 +1,6 @@
 //! `notarius admin ...` as a user runs it: the built binary against an in-process server
 //! over HTTPS, with credentials on stdin or in NOTARIUS_TOKEN.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

@@ -1,5 +1,6 @@
 //! `notarius healthcheck`, the container image's HEALTHCHECK, as Docker runs it: the built
 //! binary against an in-process server, judged by its exit code (0 healthy, 1 anything else).
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

@@ -4,6 +4,7 @@
 //! `notarius config print`); the annotated example file, the README's flag table and the
 //! settings table of docs/configuration.md, checked against the definitions so they
 //! cannot drift; completions and the man page.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -142,11 +143,38 @@ async fn a_file_with_file_secrets_under_env_and_flags() {
         "accounts exist: access control is on"
     );
 
+    // A request the log records (a read that found nothing is logged at info).
+    let missing = http
+        .get(format!("{base}/v2/acme/app/_trust/tuf/root.json"))
+        .basic_auth("boss", Some("boss-password-4711"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
     // --log-format json: every line is a JSON object; no secret is in the log.
     let log = server.log();
     let events: Vec<serde_json::Value> =
         log.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
     assert!(events.iter().any(|e| e["message"] == "created the bootstrap admin" && e["user"] == "boss"), "{log}");
+    // The request's line: its span's id, repository, role and user; its status, outcome,
+    // latency and operation.
+    let request = events
+        .iter()
+        .find(|e| e["message"] == "request" && e["span"]["gun"] == "acme/app")
+        .unwrap_or_else(|| panic!("no request line for acme/app:\n{log}"));
+    assert_eq!(request["span"]["role"], "root", "{request}");
+    assert_eq!(request["span"]["user"], "boss", "{request}");
+    assert!(request["span"]["id"].as_str().is_some_and(|id| !id.is_empty()), "{request}");
+    assert_eq!(request["status"], 404, "{request}");
+    assert_eq!(request["outcome"], "not_found", "{request}");
+    assert_eq!(request["operation"], "GetRole", "{request}");
+    assert!(request["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{request}");
+    // The failed login is a line too, without the password it tried.
+    assert!(
+        events.iter().any(|e| e["message"] == "request" && e["status"] == 401 && e["outcome"] == "denied"),
+        "{log}"
+    );
     for secret in ["boss-password-4711", "passphrase-from-a-file"] {
         assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
     }

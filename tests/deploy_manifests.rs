@@ -12,6 +12,7 @@
 //!   the commands and flags they run exist, the image runs as a numeric non-root user, the
 //!   unit is sandboxed and waits longer than the server's shutdown grace. `systemd-analyze
 //!   verify` runs on the unit when it is installed.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 
@@ -249,6 +250,28 @@ struct Manifests {
     webhooks: Vec<Webhook>,
 }
 
+/// The webhooks of a Validating- or MutatingWebhookConfiguration, whose webhook types
+/// differ but have the same fields.
+macro_rules! webhooks {
+    ($manifests:expr, $kind:expr, $configuration:expr, $mutating:expr) => {
+        let name = $configuration.metadata.name.unwrap_or_default();
+        for hook in $configuration.webhooks.unwrap_or_default() {
+            $manifests.webhooks.push(Webhook {
+                place: format!("{}/{name}: {}", $kind, hook.name),
+                mutating: $mutating,
+                admission_review_versions: hook.admission_review_versions,
+                client_config: hook.client_config,
+                failure_policy: hook.failure_policy,
+                namespace_selector: hook.namespace_selector,
+                object_selector: hook.object_selector,
+                rules: hook.rules.unwrap_or_default(),
+                side_effects: hook.side_effects,
+                timeout_seconds: hook.timeout_seconds,
+            });
+        }
+    };
+}
+
 /// A webhook of either configuration, with what the checks read.
 struct Webhook {
     /// `ValidatingWebhookConfiguration/notarius: validate.notarius.local`.
@@ -289,38 +312,10 @@ fn load(ca_bundle: &str) -> Manifests {
             manifests.services.push(typed(&document));
         } else if is::<ValidatingWebhookConfiguration>(&api_version, &kind) {
             let configuration: ValidatingWebhookConfiguration = typed(&document);
-            let name = configuration.metadata.name.unwrap_or_default();
-            for hook in configuration.webhooks.unwrap_or_default() {
-                manifests.webhooks.push(Webhook {
-                    place: format!("{kind}/{name}: {}", hook.name),
-                    mutating: false,
-                    admission_review_versions: hook.admission_review_versions,
-                    client_config: hook.client_config,
-                    failure_policy: hook.failure_policy,
-                    namespace_selector: hook.namespace_selector,
-                    object_selector: hook.object_selector,
-                    rules: hook.rules.unwrap_or_default(),
-                    side_effects: hook.side_effects,
-                    timeout_seconds: hook.timeout_seconds,
-                });
-            }
+            webhooks!(manifests, kind, configuration, false);
         } else if is::<MutatingWebhookConfiguration>(&api_version, &kind) {
             let configuration: MutatingWebhookConfiguration = typed(&document);
-            let name = configuration.metadata.name.unwrap_or_default();
-            for hook in configuration.webhooks.unwrap_or_default() {
-                manifests.webhooks.push(Webhook {
-                    place: format!("{kind}/{name}: {}", hook.name),
-                    mutating: true,
-                    admission_review_versions: hook.admission_review_versions,
-                    client_config: hook.client_config,
-                    failure_policy: hook.failure_policy,
-                    namespace_selector: hook.namespace_selector,
-                    object_selector: hook.object_selector,
-                    rules: hook.rules.unwrap_or_default(),
-                    side_effects: hook.side_effects,
-                    timeout_seconds: hook.timeout_seconds,
-                });
-            }
+            webhooks!(manifests, kind, configuration, true);
         } else {
             panic!(
                 "{}: unknown kind {kind:?} of {api_version:?}: add its k8s-openapi type to this test",

@@ -1,6 +1,7 @@
 //! Golden tests: trust data written by notary clients 0.1 and 0.3 must parse, hash and
 //! verify byte for byte. The files are read in place from `../shared/fixtures/` (another
 //! project's data, never copied here); where they are absent the test says so and skips.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //!
 //! Needs `notary` (and `docker`, `bash`, `openssl` for some tests); without them the tests
 //! say "skipped: ..." and pass, unless `NOTARIUS_REQUIRE_EXTERNAL=1`.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod external;
 

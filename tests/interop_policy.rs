@@ -7,6 +7,7 @@
 //!
 //! Needs `notary`; without it the test says "skipped: ..." and passes, unless
 //! `NOTARIUS_REQUIRE_EXTERNAL=1`.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod external;
 

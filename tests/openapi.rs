@@ -4,6 +4,7 @@
 //!
 //! When the API changes on purpose, review the change and write the new description:
 //! `NOTARIUS_UPDATE_SNAPSHOTS=1 cargo test --test openapi`.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

@@ -1,5 +1,6 @@
 //! `/metrics` (docs/operations.md): after a publish, a policy check and an admission
 //! review, every family an operator graphs is exposed, with the labels the docs name.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

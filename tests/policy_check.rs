@@ -7,6 +7,7 @@
 //! `targets/ci`. Each delegation key is a certificate (`ecdsa-x509`, as notary lists
 //! delegation keys) registered to its user with `POST /v1/users/{user}/keys`, which is how
 //! a signature is traced to a user and the user to teams.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

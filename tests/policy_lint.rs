@@ -1,5 +1,6 @@
 //! `notarius policy lint DIR` on good and bad folders: exit codes and `file:line: field`
 //! output (DESIGN §6, §7).
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,6 +2,7 @@
 //! open loopback server warns, a server on any other address refuses to run without an
 //! account, `NOTARIUS_BOOTSTRAP_ADMIN` makes the first admin, and the token realm comes
 //! from `--public-url`.
+#![cfg(test)] // The whole crate is test code: clippy.toml's allow-*-in-tests apply to it.
 
 mod test_app;
 

@@ -9,8 +9,9 @@
 //!
 //! The `/v1`, token and operations routes are registered with their OpenAPI
 //! descriptions (utoipa-axum's `routes!`), so the router and `/v1/openapi.json` cannot
-//! disagree. Middleware, outermost first: request id, span, panic catcher, timeout,
-//! request log and metrics.
+//! disagree. [`with_middleware`] is what every request goes through.
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -30,25 +31,25 @@ use super::{AppState, ops, v1, v2};
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.http.request_timeout;
     let (routes, _) = documented_routes().split_for_parts();
-    routes
-        // Everything else is Notary's: `/v2/...`, and its catch-all 404 for other paths.
-        .fallback(v2::dispatch)
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_request(())
-                        .on_response(())
-                        .on_failure(()),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
-                .layer(axum::middleware::from_fn(observe)),
-        )
+    // Everything else is Notary's: `/v2/...`, and its catch-all 404 for other paths.
+    with_middleware(routes.fallback(v2::dispatch).with_state(state), request_timeout)
+}
+
+/// The middleware of every route, outermost first: request id, span, request log and
+/// metrics, timeout, panic catcher. The log sits outside the last two, so that it sees
+/// (and counts) timed-out requests and the 500 of a panic with its cause.
+fn with_middleware(routes: Router, request_timeout: Duration) -> Router {
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_response(()).on_failure(()),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(axum::middleware::from_fn(observe))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+            .layer(CatchPanicLayer::custom(panic_response)),
+    )
 }
 
 /// The routes described in the OpenAPI document, with their descriptions.
@@ -247,6 +248,66 @@ mod tests {
             let method: axum::http::Method = route.method.parse().unwrap();
             let operation = v2::operation_name(&paths::parse(&path), &method);
             assert_eq!(operation, route.operation, "{} {path}", route.method);
+        }
+    }
+
+    /// A 5xx's cause is logged once, by the middleware, and never reaches the caller; a
+    /// panicking handler is a 500 whose panic is logged the same way.
+    #[tokio::test]
+    async fn server_errors_are_logged_once_and_never_described() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::Service;
+
+        use crate::http::error::{V1Code, V1Error};
+
+        async fn failing() -> Result<(), V1Error> {
+            Err(V1Error::internal(V1Code::Unknown, "disk exploded at /var/secret"))
+        }
+        async fn panicking() -> &'static str {
+            #[allow(clippy::panic, reason = "the test's point")]
+            {
+                panic!("handler bug at /var/secret")
+            }
+        }
+        let routes = Router::new().route("/fail", get(failing)).route("/panic", get(panicking));
+        let mut service = with_middleware(routes, Duration::from_secs(5)).into_service::<Body>();
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let make_writer = move || LogSink(writer.clone());
+        let subscriber = crate::logs::subscriber(
+            tracing_subscriber::EnvFilter::new("info"),
+            crate::config::LogFormat::Json,
+            false,
+            make_writer,
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        for (path, cause) in [("/fail", "disk exploded"), ("/panic", "handler panicked: handler bug")] {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+            let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+            let response = service.call(request).await.unwrap();
+            assert_eq!(response.status(), 500, "{path}");
+            let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+            assert!(!String::from_utf8_lossy(&body).contains("/var/secret"), "{path}: the cause leaked");
+            let log = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("/var/secret")).collect();
+            assert_eq!(lines.len(), 1, "{path}: logged once:\n{log}");
+            assert!(lines[0].contains(cause) && lines[0].contains("\"level\":\"ERROR\""), "{}", lines[0]);
+            buffer.lock().unwrap().clear();
+        }
+    }
+
+    #[derive(Clone)]
+    struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogSink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 

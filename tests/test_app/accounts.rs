@@ -23,6 +23,11 @@ use super::{SnapshotSigner, TestKey, TestRepo, TestServer, no_delegations};
 pub const ADMIN: &str = "root";
 pub const ADMIN_PASSWORD: &str = "rootpassword";
 
+/// `NOTARIUS_BOOTSTRAP_ADMIN=root:rootpassword`: the admin of the servers made here.
+pub fn with_bootstrap_admin(config: &mut Config) {
+    config.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
+}
+
 /// An `Authorization` value with Basic credentials.
 pub fn basic(user: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
@@ -138,7 +143,7 @@ impl TestServer {
 
     pub async fn with_admin_and(configure: impl FnOnce(&mut Config)) -> TestServer {
         Self::with(|c| {
-            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
+            with_bootstrap_admin(c);
             configure(c);
         })
         .await
@@ -298,13 +303,7 @@ impl TestServer {
     /// set again unless `configure` says otherwise).
     pub async fn restarted(self, configure: impl FnOnce(&mut Config)) -> TestServer {
         let (dir, guard) = self.stop().await;
-        let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
-            configure(c);
-        })
-        .await;
-        server._tempdir = guard;
-        server
+        TestServer::resumed(dir, guard, configure).await
     }
 
     /// The server's registry-token signing key (PKCS#8) and its key ID, opened from the
@@ -326,12 +325,7 @@ impl TestServer {
         drop(keystore);
         sqlite.close().await;
         drop(sqlite);
-        let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
-        })
-        .await;
-        server._tempdir = guard;
-        (server, pkcs8, key_id)
+        (TestServer::resumed(dir, guard, |_| {}).await, pkcs8, key_id)
     }
 
     /// Asserts that the database is as `before`, naming the table that changed.
@@ -412,7 +406,7 @@ impl TestServer {
         let dir = tempdir.path().to_path_buf();
         write_policies(&dir.join("policies"), files);
         let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
+            with_bootstrap_admin(c);
             configure(c);
         })
         .await;
@@ -430,7 +424,7 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
     ) -> TestServer {
         let mut server = TestServer::in_dir(dir, |c| {
-            c.bootstrap_admin = Some(Secret::new(format!("{ADMIN}:{ADMIN_PASSWORD}")));
+            with_bootstrap_admin(c);
             configure(c);
         })
         .await;

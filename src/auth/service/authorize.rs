@@ -78,7 +78,9 @@ impl AuthService {
         Err(AuthError::Unauthenticated)
     }
 
-    pub(super) fn require_admin(&self, caller: &Caller) -> Result<(), AuthError> {
+    /// A signed-in server admin whose credential is not limited to policy decisions (the
+    /// `/v1/admin` calls, user management, the audit log).
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), AuthError> {
         self.require_account(caller)?;
         if self.is_admin(caller) { Ok(()) } else { Err(AuthError::Denied("this needs a server admin".into())) }
     }

@@ -115,7 +115,8 @@ impl AuthService {
     }
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+/// A grant as asked for: checked by the service before anything is stored.
+#[derive(Debug, Clone)]
 pub struct GrantRequest {
     pub repository: String,
     pub user: Option<String>,

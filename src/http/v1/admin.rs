@@ -65,7 +65,7 @@ pub async fn rotate_server_keys(
     V1Caller(caller): V1Caller,
     V1Json(request): V1Json<RotateKeys>,
 ) -> Result<Json<RotationView>, V1Error> {
-    app.auth.require_server_admin(&caller)?;
+    app.auth.require_admin(&caller)?;
     let gun = match &request.repository {
         Some(name) => Some(Gun::parse(name).map_err(|e| V1Error::invalid(format!("repository: {e}")))?),
         None => None,
@@ -104,7 +104,7 @@ pub async fn rotate_kek(
     State(app): State<AppState>,
     V1Caller(caller): V1Caller,
 ) -> Result<Json<KekRotationView>, V1Error> {
-    app.auth.require_server_admin(&caller)?;
+    app.auth.require_admin(&caller)?;
     let rotation = app.trust.rotate_kek(caller.audit("kek.rotate", None, Default::default())).await?;
     Ok(Json(KekRotationView { kek_id: rotation.kek_id, resealed: rotation.resealed }))
 }
