@@ -71,6 +71,8 @@ async fn the_served_description_is_the_committed_one() {
 #[test]
 fn every_route_is_registered_with_its_description() {
     let router = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/http/router.rs")).unwrap();
+    // The unit tests at the end build small routers of their own.
+    let router = router.split("#[cfg(test)]").next().unwrap_or_default();
     for call in [".route(", ".route_service(", ".nest(", ".nest_service(", ".merge("] {
         assert!(!router.contains(call), "src/http/router.rs registers a route with `{call}`: use `routes!`");
     }
