@@ -80,15 +80,14 @@ fn main() -> anyhow::Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(serve(config)).map(|()| ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Print(args)) => match config::load(&args) {
-            Ok(loaded) => {
-                print!("{}", config::print::render(&loaded));
-                Ok(ExitCode::SUCCESS)
-            }
+            Ok(loaded) => print_all(config::print::render(&loaded).as_bytes()),
             Err(e) => Ok(config_error(&e)),
         },
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut command(), "notarius", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            // Into memory first: clap_complete panics when stdout closes early (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "notarius", &mut script);
+            print_all(&script)
         }
         Command::Man { command: path } => man(&path),
         Command::Admin(args) => {
@@ -139,8 +138,15 @@ fn man(path: &[String]) -> anyhow::Result<ExitCode> {
     }
     let mut out = Vec::new();
     clap_mangen::Man::new(command).render(&mut out)?;
-    std::io::stdout().write_all(&out)?;
-    Ok(ExitCode::SUCCESS)
+    print_all(&out)
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is no error.
+fn print_all(text: &[u8]) -> anyhow::Result<ExitCode> {
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
