@@ -66,6 +66,18 @@ pub fn prometheus() -> PrometheusHandle {
             };
             describe();
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            // Histogram samples pile up until they are folded into their buckets, which a
+            // scrape does; when nothing scrapes, this thread does, so memory stays bounded.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no metrics upkeep thread: histograms are folded only when scraped");
+            }
             handle
         })
         .clone()

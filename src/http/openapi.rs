@@ -16,7 +16,7 @@ use utoipa::openapi::{
     Content, ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, ResponsesBuilder,
     Type,
 };
-use utoipa::{IntoResponses, Modify, OpenApi as _, ToSchema};
+use utoipa::{IntoResponses, Modify, ToSchema};
 
 use super::error::V1Code;
 use super::router::V2Route;
@@ -178,9 +178,4 @@ pub fn with_notary_routes(mut doc: OpenApi, routes: &[V2Route]) -> OpenApi {
         }
     }
     doc
-}
-
-/// The base document: metadata, security schemes, tags and shared schemas.
-pub fn base() -> OpenApi {
-    ApiDoc::openapi()
 }

@@ -20,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -54,7 +55,7 @@ fn with_middleware(routes: Router, request_timeout: Duration) -> Router {
 
 /// The routes described in the OpenAPI document, with their descriptions.
 fn documented_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(super::openapi::base())
+    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
         // Accounts (DESIGN §7).
         .routes(routes!(v1::users::create, v1::users::list)) // /v1/users
         .routes(routes!(v1::users::update)) // /v1/users/{user}

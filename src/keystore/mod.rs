@@ -330,7 +330,7 @@ impl OwnKey {
 
     /// The unsealed PKCS#8 document, wiped when dropped.
     pub fn pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
-        self.ring.unseal(&self.key_id).map(|(_, pkcs8)| pkcs8)
+        self.ring.unseal(&self.key_id).map(|(_, _, pkcs8)| pkcs8)
     }
 }
 
@@ -386,25 +386,24 @@ impl KeyRing {
         PublicKey::new(key_type, key.public.clone()).map_err(|e| KeystoreError::Crypto(e.to_string()))
     }
 
-    /// Opens the sealed PKCS#8 document of `key_id`.
-    fn unseal(&self, key_id: &str) -> Result<(KeyAlgorithm, Zeroizing<Vec<u8>>), KeystoreError> {
+    /// Opens the sealed PKCS#8 document of `key_id`; also gives the key's row.
+    fn unseal(&self, key_id: &str) -> Result<(&SealedKey, KeyAlgorithm, Zeroizing<Vec<u8>>), KeystoreError> {
         let key = self.find(key_id).ok_or_else(|| KeystoreError::UnknownKey(key_id.into()))?;
         let kek = self.keks.get(&key.kek_id).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
         let algorithm = KeyAlgorithm::parse(&key.algorithm).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
         let aad = associated_data(&key.key_id, &key.gun, &key.role, &key.algorithm);
         let pkcs8 = kek.open(&aad, &key.nonce, &key.sealed).ok_or_else(|| KeystoreError::Unseal(key_id.into()))?;
-        Ok((algorithm, pkcs8))
+        Ok((key, algorithm, pkcs8))
     }
 
     /// Unseals `key_id`, signs `message`, and wipes the key.
     pub fn sign(&self, key_id: &str, message: &[u8]) -> Result<Signature, KeystoreError> {
-        let (algorithm, pkcs8) = self.unseal(key_id)?;
+        let (key, algorithm, pkcs8) = self.unseal(key_id)?;
         let signing_key = SigningKey::from_pkcs8(algorithm, pkcs8).map_err(|_| KeystoreError::Unseal(key_id.into()))?;
         if signing_key.public_key().id != key_id {
             return Err(KeystoreError::Unseal(key_id.into()));
         }
-        let role = self.keys.iter().find(|k| k.key_id == key_id).map_or("unknown", |k| role_label(&k.role));
-        metrics::counter!(KEY_OPERATIONS, "operation" => "sign", "role" => role).increment(1);
+        metrics::counter!(KEY_OPERATIONS, "operation" => "sign", "role" => role_label(&key.role)).increment(1);
         signing_key.sign(message).map_err(|e| KeystoreError::Crypto(e.to_string()))
     }
 }

@@ -75,7 +75,7 @@ pub struct RuleOutcome {
     pub mode: String,
 }
 
-/// The answer of `POST /v1/policy/check` (DESIGN §6).
+/// The answer of `POST /v1/policy/check`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub allowed: bool,
@@ -88,7 +88,7 @@ pub struct Decision {
     /// Human-readable: why the image is allowed or denied.
     pub reasons: Vec<String>,
     pub warnings: Vec<String>,
-    /// Every rule that applied, with its verdict (an addition to DESIGN §6's fields).
+    /// Every rule that applied, with its verdict.
     pub rules: Vec<RuleOutcome>,
 }
 

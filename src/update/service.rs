@@ -332,9 +332,6 @@ impl TrustService {
                 if !self.state(gun).await?.exists() {
                     return Err(UpdateError::NoRepository(gun.to_string()));
                 }
-                if role == BaseRole::Snapshot && !self.signs_role(gun, role).await? {
-                    return Err(UpdateError::NotServerSigned { gun: gun.to_string(), role: role.as_str() });
-                }
                 (vec![gun.clone()], None)
             }
             RotationScope::Page { after, limit } => {
@@ -345,8 +342,13 @@ impl TrustService {
         };
         let mut rotated = Vec::with_capacity(guns.len());
         for gun in guns {
+            // A bulk rotation passes over repositories whose client signs the role; asked
+            // for one such repository, the rotation is refused.
             if role == BaseRole::Snapshot && !self.signs_role(&gun, role).await? {
-                continue;
+                if bulk {
+                    continue;
+                }
+                return Err(UpdateError::NotServerSigned { gun: gun.to_string(), role: role.as_str() });
             }
             let record = AuditRecord {
                 repository: Some(gun.to_string()),

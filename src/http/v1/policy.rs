@@ -19,7 +19,7 @@ use crate::policy::{Decision, Operation};
 use crate::store::DecisionRecord;
 
 /// The fields of a check. Anything else in the body (a caller's own policy, trust
-/// anchors, clock) is refused, never used (catalogue AU-07, PC-19).
+/// anchors, clock) is refused, never used: the server's policies and clock decide.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
